@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 import sys
 
-import click
 import typer
 
 from mu2.errors import Mu2Error
@@ -39,6 +38,10 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
     )
 
+    @app.callback()
+    def _root() -> None:
+        """mu2: radiology reports from 3-D CT (mu^2 Tokenizer, MICCAI 2025)."""
+
     @app.command("version")
     def version() -> None:
         """Print the mu2 version."""
@@ -59,21 +62,17 @@ def build_app() -> typer.Typer:
 
 def main(argv: list[str] | None = None) -> int:
     app = build_app()
+    # Standalone mode: typer handles usage errors itself (exit 2) and exits via SystemExit;
+    # only our own user errors arrive here as exceptions.
     try:
-        result = app(args=argv, prog_name="mu2", standalone_mode=False)
+        app(args=argv, prog_name="mu2")
     except Mu2Error as err:
         print(f"mu2: error: {err}", file=sys.stderr)
         return 2
-    except click.exceptions.Abort:
-        print("mu2: aborted", file=sys.stderr)
-        return 130
-    except click.exceptions.ClickException as err:
-        err.show()
-        return err.exit_code
     except KeyboardInterrupt:
         print("mu2: interrupted", file=sys.stderr)
         return 130
-    return result if isinstance(result, int) else 0
+    return 0
 
 
 if __name__ == "__main__":
