@@ -14,8 +14,18 @@ from mu2.findings.catalogue import (
     FindingKind,
     kind,
 )
+from mu2.findings.extract import (
+    Comparison,
+    Extraction,
+    extract_comparisons,
+    extract_findings,
+    extract_report,
+)
+from mu2.findings.writer import organ_questions, write_question, write_report
 
 __all__ = [
+    "Comparison",
+    "Extraction",
     "FINDING_KINDS",
     "ORGANS",
     "REGIONS",
@@ -23,5 +33,11 @@ __all__ = [
     "SIDES",
     "Finding",
     "FindingKind",
+    "extract_comparisons",
+    "extract_findings",
+    "extract_report",
     "kind",
+    "organ_questions",
+    "write_question",
+    "write_report",
 ]
