@@ -1,0 +1,247 @@
+"""DICOM reader: headers with pydicom, pixels with SimpleITK (GDCM decodes every codec).
+
+Headers decide which files form the volume: files are grouped into series, the largest
+series wins (the choice is logged and kept in ``meta['series']``), slices are sorted by
+their position along the slice normal (ImagePositionPatient, not file names or
+InstanceNumber) and the geometry is built from those positions. SimpleITK then decodes
+the pixels of exactly that ordered file list and applies RescaleSlope/Intercept once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pydicom
+import SimpleITK as sitk
+from pydicom.errors import InvalidDicomError
+
+from mu2.errors import Mu2Error
+from mu2.io.checks import check_memory, short_reason
+
+log = logging.getLogger(__name__)
+
+# Slice gaps that differ by more than this fraction from the median are reported.
+UNEVEN_SPACING_TOLERANCE = 0.1
+# LPS (DICOM patient coordinates) -> RAS (nibabel world coordinates).
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+_FIX_FOLDER = "pass the folder that holds the .dcm slices of one CT series"
+
+
+@dataclass
+class _Slice:
+    path: Path
+    header: pydicom.Dataset
+
+
+@dataclass
+class _Series:
+    key: tuple
+    slices: list[_Slice] = field(default_factory=list)
+
+    @property
+    def first(self) -> pydicom.Dataset:
+        return self.slices[0].header
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "series_uid": str(self.first.get("SeriesInstanceUID", "")),
+            "description": str(self.first.get("SeriesDescription", "")),
+            "modality": str(self.first.get("Modality", "")),
+            "n_files": len(self.slices),
+        }
+
+
+def _read_header(path: Path) -> pydicom.Dataset | None:
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError):
+        return None
+    return ds if "Rows" in ds and "Columns" in ds else None  # images only (no DICOMDIR, SR)
+
+
+def _series_key(ds: pydicom.Dataset) -> tuple:
+    iop = tuple(np.round(np.asarray(ds.get("ImageOrientationPatient", [0] * 6), float), 3))
+    return (str(ds.get("SeriesInstanceUID", "")), iop, int(ds.Rows), int(ds.Columns))
+
+
+def _collect(folder: Path, recursive: bool = True) -> tuple[list[_Series], int]:
+    found = folder.rglob("*") if recursive else folder.glob("*")
+    files = sorted(p for p in found if p.is_file() and not p.name.startswith("."))
+    groups: dict[tuple, _Series] = {}
+    for path in files:
+        ds = _read_header(path)
+        if ds is None:
+            continue
+        key = _series_key(ds)
+        groups.setdefault(key, _Series(key)).slices.append(_Slice(path, ds))
+    return list(groups.values()), len(files)
+
+
+@contextlib.contextmanager
+def _quiet_itk() -> Iterator[None]:
+    """ITK prints its own warnings to stderr; mu2 reports problems itself, once."""
+    previous = sitk.ProcessObject.GetGlobalWarningDisplay()
+    sitk.ProcessObject.SetGlobalWarningDisplay(False)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalWarningDisplay(previous)
+
+
+def _sitk_read(files: list[Path], where: str) -> np.ndarray:
+    """Decode pixels (rescale applied by GDCM) -> float32 array (X, Y, Z)."""
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames([str(f) for f in files])
+    reader.SetOutputPixelType(sitk.sitkFloat32)
+    try:
+        with _quiet_itk():
+            image = reader.Execute()
+    except RuntimeError as err:
+        raise Mu2Error(
+            f"could not decode DICOM pixel data ({short_reason(err, where)})",
+            path=where,
+            fix="check the files are complete; re-export the series uncompressed if it persists",
+        ) from None
+    # (Z, Y, X) -> (X, Y, Z)
+    return np.ascontiguousarray(sitk.GetArrayFromImage(image).transpose(2, 1, 0))
+
+
+def _sitk_affine(image: sitk.Image) -> np.ndarray:
+    direction = np.asarray(image.GetDirection(), float).reshape(3, 3)
+    lps = np.eye(4)
+    lps[:3, :3] = direction * np.asarray(image.GetSpacing(), float)
+    lps[:3, 3] = image.GetOrigin()
+    return LPS_TO_RAS @ lps
+
+
+def _series_volume(series: _Series, where: str, meta: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Sort slices by position, build the RAS affine, read pixels in that order."""
+    for s in series.slices:
+        if "ImagePositionPatient" not in s.header or "PixelSpacing" not in s.header:
+            raise Mu2Error(
+                f"slice {s.path.name} has no ImagePositionPatient/PixelSpacing; cannot stack",
+                path=where,
+                fix=_FIX_FOLDER,
+            )
+    iop = np.asarray(series.first.ImageOrientationPatient, float)
+    row_dir, col_dir = iop[:3], iop[3:]  # direction of increasing column / row index
+    normal = np.cross(row_dir, col_dir)
+    pos = np.array([np.asarray(s.header.ImagePositionPatient, float) for s in series.slices])
+    order = np.argsort(pos @ normal, kind="stable")
+    slices = [series.slices[i] for i in order]
+    pos = pos[order]
+    depth = pos @ normal
+    keep = np.concatenate([[True], np.diff(depth) > 1e-3])
+    if not keep.all():
+        message = f"{where}: {int((~keep).sum())} slices repeat a position; kept the first of each"
+        meta["warnings"].append(message)
+        log.warning(message)
+        slices, pos, depth = (
+            [s for s, k in zip(slices, keep, strict=True) if k],
+            pos[keep],
+            depth[keep],
+        )
+    if len(slices) < 2:
+        raise Mu2Error("2-D image: the series has one slice", path=where, fix=_FIX_FOLDER)
+    gaps = np.diff(depth)
+    median_gap = float(np.median(gaps))
+    if np.abs(gaps - median_gap).max() > UNEVEN_SPACING_TOLERANCE * median_gap:
+        message = (
+            f"{where}: uneven slice gaps ({gaps.min():.3g}..{gaps.max():.3g} mm); missing "
+            f"slices? spacing taken as the mean"
+        )
+        meta["warnings"].append(message)
+        log.warning(message)
+    dy, dx = (float(v) for v in series.first.PixelSpacing)  # (row spacing, column spacing)
+    lps = np.eye(4)
+    lps[:3, 0] = row_dir * dx
+    lps[:3, 1] = col_dir * dy
+    lps[:3, 2] = (pos[-1] - pos[0]) / (len(slices) - 1)  # slice step, tilt included
+    lps[:3, 3] = pos[0]
+    data = _sitk_read([s.path for s in slices], where)
+    meta["series"]["n_slices"] = len(slices)
+    return data, LPS_TO_RAS @ lps
+
+
+def _check_modality(ds: pydicom.Dataset, allow_non_ct: bool, where: str) -> str:
+    modality = str(ds.get("Modality", "")).upper()
+    if modality != "CT" and not allow_non_ct:
+        raise Mu2Error(
+            f"DICOM Modality is '{modality or 'missing'}', not CT",
+            path=where,
+            fix="pass a CT series, or add --allow-non-ct to read it anyway",
+        )
+    return modality
+
+
+def read_dicom(
+    path: Path, max_voxels: int, allow_non_ct: bool
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Return (data (X=column, Y=row, Z=slice) float32 HU, RAS affine, meta)."""
+    where = str(path)
+    folder = path if path.is_dir() else path.parent
+    single = None if path.is_dir() else _read_header(path)
+    if not path.is_dir() and single is None:
+        raise Mu2Error("not a DICOM image file", path=where, fix=_FIX_FOLDER)
+    meta: dict[str, Any] = {"path": where, "format": "dicom", "warnings": []}
+
+    if single is not None and int(single.get("NumberOfFrames", 1) or 1) > 1:
+        # One multi-frame file (enhanced CT): GDCM knows its per-frame geometry.
+        modality = _check_modality(single, allow_non_ct, where)
+        shape = (int(single.Columns), int(single.Rows), int(single.NumberOfFrames))
+        check_memory(shape, max_voxels, where)
+        try:
+            with _quiet_itk():
+                image = sitk.Cast(sitk.ReadImage(where), sitk.sitkFloat32)
+        except RuntimeError as err:
+            raise Mu2Error(
+                f"could not decode DICOM ({short_reason(err, where)})",
+                path=where,
+                fix="check the file is complete; re-export it if it persists",
+            ) from None
+        data = np.ascontiguousarray(sitk.GetArrayFromImage(image).transpose(2, 1, 0))
+        meta.update(modality=modality, series={"n_slices": shape[2], "multi_frame": True})
+        return data, _sitk_affine(image), meta
+
+    # a folder: its whole tree; one slice: the other files beside it
+    series_list, n_files = _collect(folder, recursive=single is None)
+    if single is not None:
+        key = _series_key(single)
+        series_list = [s for s in series_list if s.key == key]
+    if not series_list:
+        raise Mu2Error(
+            f"no DICOM images in this folder (files looked at: {n_files})",
+            path=where,
+            fix=_FIX_FOLDER,
+        )
+    series_list.sort(key=lambda s: len(s.slices), reverse=True)
+    chosen, others = series_list[0], series_list[1:]
+    meta["series"] = {
+        **chosen.summary(),
+        "chosen_because": "largest series in the folder" if others else "only series",
+        "others": [s.summary() for s in others],
+    }
+    if single is not None:
+        meta["series"]["chosen_because"] = f"the series that {path.name} belongs to"
+    if others:
+        log.info(
+            "%s: %d series; read the largest (%d files), skipped %s",
+            where,
+            len(series_list),
+            len(chosen.slices),
+            ", ".join(
+                f"{o.summary()['description'] or o.key[0]} ({len(o.slices)})" for o in others
+            ),
+        )
+    meta["modality"] = _check_modality(chosen.first, allow_non_ct, where)
+    check_memory(
+        (int(chosen.first.Columns), int(chosen.first.Rows), len(chosen.slices)), max_voxels, where
+    )
+    data, affine = _series_volume(chosen, where, meta)
+    return data, affine, meta

@@ -1,0 +1,106 @@
+"""The geometry between a canonical CT grid (X, Y, Z) and model frames (T, K, H, W).
+
+Axis convention of the frames (radiological display, as the M3D data the vision tower
+was pretrained on): K runs along Z from inferior to superior; H runs along Y from
+anterior (row 0, displayed at the top) to posterior; W runs along X from the patient's
+right (column 0, displayed on the left) to the patient's left. So one slice
+``frames[t, k]`` is the axial image as a radiologist reads it.
+
+The same steps map either way: crop -> resize (trilinear) -> reorient -> centred zero
+padding forward, and the inverse for heat maps. Resizing commutes with the flips and
+axis permutation, so the forward path resizes on the input layout and reorients the
+smaller result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+Box = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+
+
+def resize_xyz(block: torch.Tensor, size: tuple[int, int, int], mode: str) -> torch.Tensor:
+    """Resize a 3-D block (trilinear or nearest); identity when the size already matches."""
+    if tuple(block.shape) == tuple(size):
+        return block
+    kwargs = {"align_corners": False} if mode == "trilinear" else {}
+    # (X, Y, Z) -> (1, 1, X, Y, Z) -> resized -> (X', Y', Z')
+    return F.interpolate(block[None, None], size=size, mode=mode, **kwargs)[0, 0]
+
+
+@dataclass(frozen=True)
+class PrepMapping:
+    """Where the input went: crop box, resized size, padding offsets and frame layout."""
+
+    input_shape: tuple[int, int, int]
+    """(X, Y, Z) of the canonical input array."""
+    crop: Box
+    """((x0, x1), (y0, y1), (z0, z1)), end exclusive, on the input grid."""
+    resized: tuple[int, int, int]
+    """(D, H', W') of the cropped block after resizing, before padding."""
+    offset: tuple[int, int, int]
+    """(d, h, w) start of the resized block inside the padded (T*K, H, W) block."""
+    frames: int
+    """T."""
+    frame_slices: int
+    """K."""
+    size: int
+    """H = W."""
+
+    @property
+    def crop_shape(self) -> tuple[int, int, int]:
+        return tuple(b - a for a, b in self.crop)  # type: ignore[return-value]
+
+    @property
+    def frames_shape(self) -> tuple[int, int, int, int]:
+        return (self.frames, self.frame_slices, self.size, self.size)
+
+    def place(self, resized_xyz: torch.Tensor, fill: float = 0.0) -> torch.Tensor:
+        """Reorient a resized (W', H', D) block and pad it into frames (T, K, H, W)."""
+        d, h, w = self.resized
+        od, oh, ow = self.offset
+        block = resized_xyz.contiguous().numpy()  # (W', H', D), shares memory
+        out = np.full((self.frames * self.frame_slices, self.size, self.size), fill, np.float32)
+        # The axis reversal (W', H', D) -> (D, H', W') as one 2-D transpose plus a copy of
+        # whole rows: a direct 3-D permute copy is several times slower (cache misses).
+        hdw = np.ascontiguousarray(block.reshape(w, h * d).T).reshape(h, d, w)  # (H', D, W')
+        # (H', D, W') -> (D, H', W'), flipped so row 0 is anterior and column 0 is the
+        # patient's right; negative strides, no copy until the write into the padding
+        out[od : od + d, oh : oh + h, ow : ow + w] = hdw.transpose(1, 0, 2)[:, ::-1, ::-1]
+        # (T*K, H, W) -> (T, K, H, W)
+        return torch.from_numpy(out).view(self.frames, self.frame_slices, self.size, self.size)
+
+    def to_frames(self, arr: np.ndarray | torch.Tensor, mode: str = "trilinear") -> torch.Tensor:
+        """Map an array on the input grid (X, Y, Z) to frames (T, K, H, W); e.g. organ masks.
+
+        ``mode`` 'nearest' keeps label values; 'trilinear' matches what ``prepare`` does.
+        """
+        t = torch.as_tensor(np.asarray(arr), dtype=torch.float32)
+        (x0, x1), (y0, y1), (z0, z1) = self.crop
+        d, h, w = self.resized
+        block = resize_xyz(t[x0:x1, y0:y1, z0:z1], (w, h, d), mode)
+        return self.place(block)
+
+    def to_input(self, heat: np.ndarray | torch.Tensor, mode: str = "trilinear") -> np.ndarray:
+        """Map frames (T, K, H, W), e.g. an attention heat map, back to the input grid (X, Y, Z).
+
+        Padding is dropped and voxels outside the crop box get 0.
+        """
+        h_t = torch.as_tensor(np.asarray(heat), dtype=torch.float32)
+        if tuple(h_t.shape) != self.frames_shape:
+            raise ValueError(f"heat map shape {tuple(h_t.shape)} != frames {self.frames_shape}")
+        d, h, w = self.resized
+        od, oh, ow = self.offset
+        # (T, K, H, W) -> (T*K, H, W) -> unpadded (D, H', W')
+        block = h_t.reshape(-1, self.size, self.size)[od : od + d, oh : oh + h, ow : ow + w]
+        # undo the display flips and axis order: (D, H', W') -> (X', Y', Z')
+        block = block.flip(1, 2).permute(2, 1, 0).contiguous()
+        block = resize_xyz(block, self.crop_shape, mode)  # -> (Xc, Yc, Zc)
+        out = np.zeros(self.input_shape, dtype=np.float32)
+        (x0, x1), (y0, y1), (z0, z1) = self.crop
+        out[x0:x1, y0:y1, z0:z1] = block.numpy()
+        return out

@@ -1,0 +1,113 @@
+"""``prepare``: a CTVolume -> model frames (T, K, H, W) in [0, 1], plus the way back.
+
+Steps (the same operations as the MONAI chain ScaleIntensityRange(clip) ->
+CropForeground -> Resize(trilinear) -> Flip/Transpose -> SpatialPad written out in
+mu2.preprocess.monai_reference; the test and scripts/bench_preprocess.py compare them):
+1. HU range [lo, hi] from the config (window, paper clip range or percentiles).
+2. Foreground box: voxels with HU > lo (i.e. > 0 after scaling), over all three axes.
+3. Crop, clip to [lo, hi].
+4. Resize in-plane so the longer side is H (aspect kept); keep the depth when it fits
+   in max_frames * K slices, else resize it to that; one trilinear interpolation.
+5. Reorient to display axes (mu2.preprocess.mapping), zero-pad to (T*K, H, W).
+6. Scale to [0, 1]: linear, so it commutes with the interpolation and runs on the
+   smaller resized block instead of the whole input.
+T = ceil(depth / K), capped at max_frames: a 40-slice CT gives T=2 at K=32.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mu2.io.volume import CTVolume
+from mu2.preprocess.config import PrepConfig
+from mu2.preprocess.mapping import Box, PrepMapping, resize_xyz
+
+
+@dataclass
+class Prepared:
+    """Model input frames and the mapping back to the input scan."""
+
+    frames: torch.Tensor
+    """float32 (T, K, H, W) in [0, 1]; axes as documented in mu2.preprocess.mapping."""
+    mapping: PrepMapping
+    hu_range: tuple[float, float]
+    """The HU values mapped to 0 and 1."""
+
+    def to_input(self, heat: np.ndarray | torch.Tensor) -> np.ndarray:
+        """(T, K, H, W) -> (X, Y, Z) shaped like the input volume's array."""
+        return self.mapping.to_input(heat)
+
+
+def hu_range(array: np.ndarray, cfg: PrepConfig) -> tuple[float, float]:
+    """The [lo, hi] HU range that becomes [0, 1]."""
+    if cfg.scaling == "window":
+        return float(cfg.window_hu[0]), float(cfg.window_hu[1])
+    if cfg.scaling == "minmax":
+        return float(cfg.clip_hu[0]), float(cfg.clip_hu[1])
+    lo, hi = np.percentile(array, cfg.percentiles)  # linear interpolation, as numpy/MONAI
+    # rounded to float32, the precision the voxels are compared and scaled in
+    return float(np.float32(lo)), float(np.float32(hi))
+
+
+def foreground_box(array: np.ndarray, lo: float) -> Box:
+    """Bounding box (end exclusive) of voxels > lo; the whole grid when there are none.
+
+    Two max-projections instead of a full boolean mask: the (X, Y) projection gives the
+    in-plane box, the Z profile is then taken over that box only.
+    """
+    xy = array.max(axis=2) > lo  # (X, Y, Z) -> (X, Y)
+    if not xy.any():
+        return tuple((0, int(n)) for n in array.shape)  # type: ignore[return-value]
+    xs, ys = np.flatnonzero(xy.any(axis=1)), np.flatnonzero(xy.any(axis=0))
+    x0, x1, y0, y1 = int(xs[0]), int(xs[-1]) + 1, int(ys[0]), int(ys[-1]) + 1
+    zs = np.flatnonzero(array[x0:x1, y0:y1].max(axis=(0, 1)) > lo)  # (Z,)
+    return (x0, x1), (y0, y1), (int(zs[0]), int(zs[-1]) + 1)
+
+
+def plan(crop_shape: tuple[int, int, int], cfg: PrepConfig) -> tuple[tuple[int, int, int], int]:
+    """Resized (D, H', W') and frame count T for a cropped block of shape (X, Y, Z)."""
+    xc, yc, zc = crop_shape
+    scale = cfg.size / max(xc, yc)  # longer in-plane side -> size (MONAI "longest" rounding)
+    h, w = int(round(yc * scale)), int(round(xc * scale))
+    depth = zc if zc <= cfg.max_slices else cfg.max_slices
+    frames = min(math.ceil(depth / cfg.frame_slices), cfg.max_frames)
+    return (depth, h, w), frames
+
+
+def prepare(volume: CTVolume, cfg: PrepConfig) -> Prepared:
+    """Turn a canonical CT volume into frames (T, K, H, W) for the vision tower."""
+    arr = np.asarray(volume.array, dtype=np.float32)  # (X, Y, Z) HU
+    lo, hi = hu_range(arr, cfg)
+    box = foreground_box(arr, lo) if cfg.crop_foreground else tuple((0, n) for n in arr.shape)
+    (x0, x1), (y0, y1), (z0, z1) = box
+    # (Xc, Yc, Zc): a clipped copy of the crop only (the input is never modified)
+    crop = torch.from_numpy(np.clip(arr[x0:x1, y0:y1, z0:z1], lo, hi))
+    resized, n_frames = plan(tuple(crop.shape), cfg)
+    d, h, w = resized
+    total = n_frames * cfg.frame_slices
+    offset = ((total - d) // 2, (cfg.size - h) // 2, (cfg.size - w) // 2)  # centred padding
+    mapping = PrepMapping(
+        input_shape=volume.shape,
+        crop=box,  # type: ignore[arg-type]
+        resized=resized,
+        offset=offset,
+        frames=n_frames,
+        frame_slices=cfg.frame_slices,
+        size=cfg.size,
+    )
+    block = resize_xyz(crop, (w, h, d), "trilinear")  # (Xc, Yc, Zc) -> (W', H', D)
+    frames = mapping.place(block)  # (T, K, H, W), HU inside the block, 0 in the padding
+    od, oh, ow = offset
+    inner = frames.view(total, cfg.size, cfg.size)[od : od + d, oh : oh + h, ow : ow + w]
+    span = hi - lo
+    if span > 0:
+        # min-max to [0, 1] (linear, so it commutes with the interpolation); the clamp
+        # only guards float rounding of interpolated values
+        inner.sub_(lo).div_(span).clamp_(0.0, 1.0)
+    else:
+        inner.zero_()
+    return Prepared(frames=frames, mapping=mapping, hu_range=(lo, hi))
