@@ -1,0 +1,67 @@
+"""Reading the image of a unified row, applying what its ``meta`` says exactly once.
+
+Most rows point to a CT in HU that :func:`mu2.io.load_ct` reads as is. Two adapters
+record more: CT-RATE v1 volumes hold raw stored values and the rescale slope/intercept
+sit in a metadata CSV (``meta.hu_already = false``: rescaled here, once; v2 volumes are
+already HU and are never rescaled again), and M3D-Cap ships arrays already scaled to
+[0, 1] as (1, D, H, W) (``meta.intensity = "unit"``: returned as unit intensities).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mu2.data.schema import Record, resolve_image
+from mu2.errors import Mu2Error
+from mu2.io import NotCTWarning, load_ct
+
+
+@dataclass
+class RecordImage:
+    """``array``: float32 (X, Y, Z); ``intensity``: "hu" or "unit" (already in [0, 1])."""
+
+    array: np.ndarray
+    spacing: tuple[float, float, float]
+    intensity: str
+    path: Path
+
+
+def load_unit_npy(path: Path, spacing: Any = None) -> RecordImage:
+    """An M3D-style array, (1, D, H, W) or (D, H, W) in [0, 1], as (X, Y, Z) = (W, H, D)."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise Mu2Error(f"not a readable .npy array ({err})", path=str(path)) from None
+    if arr.ndim == 4 and arr.shape[0] == 1:
+        arr = arr[0]  # (1, D, H, W) -> (D, H, W)
+    if arr.ndim != 3:
+        raise Mu2Error(f"expected (1, D, H, W) or (D, H, W), got shape {arr.shape}", path=str(path))
+    arr = np.ascontiguousarray(arr.transpose(2, 1, 0), dtype=np.float32)  # (D, H, W) -> (W, H, D)
+    if not np.isfinite(arr).all():
+        raise Mu2Error("array holds NaN or Inf values", path=str(path))
+    sp = tuple(float(s) for s in spacing) if spacing else (1.0, 1.0, 1.0)
+    return RecordImage(arr, sp, "unit", path)  # type: ignore[arg-type]
+
+
+def load_record_image(record: Record, jsonl_path: str | Path) -> RecordImage:
+    """The row's image as float32 (X, Y, Z), in HU unless ``meta.intensity`` is "unit"."""
+    path = resolve_image(record, jsonl_path)
+    meta = record.meta
+    if meta.get("intensity") == "unit":
+        return load_unit_npy(path, meta.get("spacing"))
+    raw = meta.get("hu_already") is False
+    with warnings.catch_warnings():
+        if raw:  # stored values before rescaling do not look like HU: expected here
+            warnings.simplefilter("ignore", NotCTWarning)
+        vol = load_ct(path)
+    arr = vol.array
+    if raw:
+        slope = float(meta.get("rescale_slope", 1.0))
+        intercept = float(meta.get("rescale_intercept", 0.0))
+        arr = arr * np.float32(slope) + np.float32(intercept)
+    return RecordImage(arr, vol.spacing, "hu", path)
