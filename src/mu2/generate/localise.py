@@ -1,0 +1,163 @@
+"""Does the question-to-CT heat map point at the lesion? (issue: heat-map hit rate)
+
+On synthetic cases the lesion voxels are known (label map ``lesion`` written by
+``mu2 data synth --save-labels``). A case is a *hit* when the mean heat over its lesion
+voxels reaches the top decile (90th percentile) of heat over the body: under "heat
+ignores the lesion" a hit has probability 0.10. As a control with the same lesion size
+and a similar anatomical place, the lesion mask mirrored left-right is scored the same
+way; a model that localises lesions beats both 0.10 and the mirrored rate.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from tqdm.auto import tqdm
+
+from mu2.errors import Mu2Error
+from mu2.findings.catalogue import FINDING_KINDS
+from mu2.generate.regions import default_question
+
+log = logging.getLogger(__name__)
+
+TOP_FRACTION = 0.10  # "top decile of heat"
+BODY_HU = -500.0  # voxels above this are body (air and padding are not)
+LESION_LABEL = "lesion"
+
+
+@dataclass
+class LesionCase:
+    """A scan, its lesion mask (same file grid as the scan) and the question to ask."""
+
+    image: Path
+    lesion_mask: Path
+    question: str
+    case_id: str = ""
+
+
+@dataclass
+class HitRate:
+    """Hit rate with its chance level, binomial p-value and the mirrored-mask control."""
+
+    rate: float
+    hits: int
+    n: int
+    chance: float
+    p_value: float
+    mirrored_rate: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def lesion_hit(
+    heat: np.ndarray, lesion: np.ndarray, body: np.ndarray, top: float = TOP_FRACTION
+) -> bool:
+    """True when the mean heat over ``lesion`` voxels is in the top ``top`` of body heat."""
+    if not lesion.any():
+        raise ValueError("empty lesion mask")
+    region = body | lesion
+    threshold = float(np.quantile(heat[region], 1.0 - top))
+    return float(heat[lesion].mean()) >= threshold
+
+
+def _canonical_mask(path: Path, label_id: int) -> np.ndarray:
+    """Label map file -> boolean mask on the canonical RAS grid (same as load_ct's)."""
+    import nibabel as nib
+
+    from mu2.io.volume import canonical_volume
+
+    img = nib.load(str(path))
+    data = np.asarray(img.dataobj)
+    vol = canonical_volume((data == label_id).astype(np.float32), img.affine, {"path": str(path)})
+    return vol.array > 0.5
+
+
+def synth_lesion_cases(synth_dir: str | Path, split: str = "test") -> list[LesionCase]:
+    """Cases of a synthetic split with at least one focal lesion in their label map.
+
+    The question asks for the findings of the region holding most of the case's focal
+    lesions (one map per case, so each case counts once).
+    """
+    from mu2.data.lesions import FOCAL
+
+    root = Path(synth_dir)
+    rows_path = root / f"{split}.jsonl"
+    if not rows_path.is_file():
+        raise Mu2Error(
+            "split file not found", path=str(rows_path), fix="run `mu2 data synth` first"
+        )
+    case_ids = []
+    for line in rows_path.read_text().splitlines():
+        if line.strip():
+            cid = json.loads(line).get("case_id")
+            if cid and cid not in case_ids:
+                case_ids.append(cid)
+    cases = []
+    for cid in case_ids:
+        labels = root / "labels" / f"{cid}.nii.gz"
+        gt_path = root / "gt" / f"{cid}.json"
+        if not labels.is_file():
+            raise Mu2Error(
+                "no label map for the case", path=str(labels), fix="synthesise with --save-labels"
+            )
+        gt = json.loads(gt_path.read_text())
+        focal = [f["finding"] for f in gt["findings"] if f["finding"] in FOCAL]
+        if not focal:
+            continue
+        region = Counter(FINDING_KINDS[k].region for k in focal).most_common(1)[0][0]
+        cases.append(
+            LesionCase(
+                image=root / gt["image"],
+                lesion_mask=labels,
+                question=default_question(region),
+                case_id=cid,
+            )
+        )
+    return cases
+
+
+def lesion_hit_stats(
+    generator: Any, cases: Sequence[LesionCase], top: float = TOP_FRACTION, progress: bool = False
+) -> HitRate:
+    """Hit rate of the generator's heat maps over ``cases`` (see module docstring)."""
+    from mu2.data.anatomy import LABELS
+    from mu2.io import load_ct
+
+    hits = mirrored = n = 0
+    for case in tqdm(cases, desc="heat-map hits", unit="case", disable=not progress):
+        volume = load_ct(case.image)
+        lesion = _canonical_mask(case.lesion_mask, LABELS[LESION_LABEL])
+        if lesion.shape != volume.shape:
+            raise Mu2Error(
+                f"lesion mask {lesion.shape} and scan {volume.shape} differ",
+                path=str(case.lesion_mask),
+                fix="pass the label map written with this scan",
+            )
+        if not lesion.any():
+            log.debug("case %s has no lesion voxels; skipped", case.case_id)
+            continue
+        result = generator.report(volume, question=case.question, max_new_tokens=1, heatmap=True)
+        body = volume.array > BODY_HU
+        hits += lesion_hit(result.heatmap, lesion, body, top)
+        mirrored += lesion_hit(result.heatmap, lesion[::-1], body, top)  # X flipped: left <-> right
+        n += 1
+    if n == 0:
+        raise Mu2Error("no case with a lesion to score", fix="use cases with focal lesions")
+    p = stats.binomtest(hits, n, top, alternative="greater").pvalue
+    return HitRate(hits / n, hits, n, top, float(p), mirrored / n)
+
+
+def lesion_hit_rate(
+    generator: Any, cases: Sequence[LesionCase], top: float = TOP_FRACTION
+) -> float:
+    """Share of cases whose lesion lies in the top decile of heat (chance: ``top``)."""
+    return lesion_hit_stats(generator, cases, top).rate
