@@ -1,0 +1,221 @@
+"""``ReportService``: the shared model, its queue and the kept results, behind the routes.
+
+One upload becomes one job on the model thread: read the scan, write the report (with
+the heat map), package the downloads and the viewer's volume. The routes in
+:mod:`mu2.web.app` only translate HTTP to these calls and back.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from mu2.errors import Mu2Error
+from mu2.web.preview import volume_preview
+from mu2.web.settings import ServeSettings
+from mu2.web.store import ResultStore, StoredResult
+from mu2.web.uploads import ACCEPTED, Upload, UploadLimits, UploadRejected, safe_stem
+from mu2.web.worker import ModelWorker
+
+log = logging.getLogger(__name__)
+
+TRUE_WORDS = ("1", "true", "yes", "on")
+FALSE_WORDS = ("0", "false", "no", "off")
+AUTO_REGION = "auto"
+FINDINGS_EXTRACTOR = "mu2.findings.extract (rule-based, offline: the offline judge's reader)"
+
+
+def _hide_paths(message: str, upload: Upload) -> str:
+    """Error lines name the user's file, not the server's private folder."""
+    for path in sorted({str(upload.scan), str(upload.workdir)}, key=len, reverse=True):
+        message = message.replace(path, upload.filename)
+    return message
+
+
+class ReportService:
+    """The model (loaded once), the single worker thread and the LRU of results."""
+
+    def __init__(self, generator: Any, settings: ServeSettings) -> None:
+        self.generator = generator
+        self.settings = settings
+        self.worker = ModelWorker(settings.max_queue)
+        self.store = ResultStore(settings.cache_size, settings.cache_bytes)
+        self.limits = UploadLimits(
+            settings.max_upload_bytes, settings.max_unzipped_bytes, settings.max_zip_entries
+        )
+        self.started = time.time()
+
+    # -- request options ------------------------------------------------------------------
+    def options(self, fields: dict[str, str]) -> dict[str, Any]:
+        """Form fields -> report options; 422 for a region or flag mu2 does not know."""
+        from mu2.generate.pipeline import REGION_CHOICES
+
+        question = (fields.get("question") or "").strip() or None
+        region = (fields.get("region") or "").strip().lower() or None
+        if region == AUTO_REGION:
+            region = None
+        if region is not None and region not in REGION_CHOICES:
+            raise UploadRejected(
+                422,
+                f"unknown region '{region}'",
+                fix=f"choose {AUTO_REGION}, {', '.join(REGION_CHOICES)}",
+            )
+        if question is not None and region == "all":
+            raise UploadRejected(
+                422,
+                "a question and region 'all' ask different things",
+                fix="leave the question empty for one answer per region, or choose one region",
+            )
+        flag = (fields.get("heatmap") or "").strip().lower()
+        if flag and flag not in TRUE_WORDS + FALSE_WORDS:
+            raise UploadRejected(422, f"heatmap must be true or false, got '{flag}'")
+        heatmap = self.settings.heatmap and flag not in FALSE_WORDS
+        return {"question": question, "region": region, "heatmap": heatmap}
+
+    # -- one report -----------------------------------------------------------------------
+    async def report(self, upload: Upload) -> tuple[str, StoredResult]:
+        """Queue the upload for the model; returns the result id and the kept result."""
+        opts = self.options(upload.fields)
+        rid = uuid.uuid4().hex
+        try:
+            stored, waited = await self.worker.run(self._job, upload, opts, rid)
+        except UploadRejected:
+            raise
+        except Mu2Error as err:
+            raise UploadRejected(422, _hide_paths(str(err), upload)) from None
+        stored.doc["timings"]["queue"] = round(waited, 4)
+        self.store.put(rid, stored)
+        return rid, stored
+
+    def _job(self, upload: Upload, opts: dict[str, Any], rid: str) -> StoredResult:
+        """Runs on the model thread: read, report, package (one scan in memory at a time)."""
+        from mu2.generate.fhir import describe_finding, to_fhir
+        from mu2.generate.heatmap import save_heatmap_nifti
+        from mu2.io import load_ct
+
+        s = self.settings
+        t0 = time.perf_counter()
+        volume = load_ct(upload.scan)
+        load_seconds = time.perf_counter() - t0
+        result = self.generator.report(
+            volume,
+            question=opts["question"],
+            region=opts["region"],
+            heatmap=opts["heatmap"],
+            max_new_tokens=s.max_new_tokens,
+            min_new_tokens=s.min_new_tokens,
+            do_sample=s.do_sample,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            seed=s.seed,
+            load_seconds=load_seconds,
+        )
+        result.input["path"] = upload.filename  # never the server's temp path
+        result.input["warnings"] = [
+            _hide_paths(str(w), upload) for w in result.input.get("warnings") or []
+        ]
+        heat_nifti = None
+        if result.heatmap is not None:
+            path = save_heatmap_nifti(volume, result.heatmap, upload.workdir / "heatmap.nii.gz")
+            heat_nifti = path.read_bytes()
+        preview = volume_preview(volume.array, volume.spacing, result.heatmap, s.preview_max_dim)
+        fhir = to_fhir(result, report_id=rid)
+        doc = result.to_dict()
+        doc["findings"] = [
+            {**f.to_dict(), "description": describe_finding(f)} for f in result.findings
+        ]
+        stem = safe_stem(upload.filename)
+        doc.update(
+            id=rid,
+            filename=upload.filename,
+            heatmap_id=rid if heat_nifti is not None else None,
+            fhir=fhir,
+            downloads={
+                "json": f"/api/result/{rid}",
+                "fhir": f"/api/result/{rid}/fhir",
+                "heatmap_nifti": f"/api/heatmap/{rid}" if heat_nifti is not None else None,
+            },
+            download_names={
+                "json": f"{stem}-mu2-report.json",
+                "fhir": f"{stem}-mu2-fhir.json",
+                "heatmap_nifti": f"{stem}-mu2-heatmap.nii.gz",
+            },
+            viewer={
+                **preview.describe(),
+                "ct": f"/api/volume/{rid}/ct",
+                "heat": f"/api/volume/{rid}/heat" if preview.heat is not None else None,
+            },
+        )
+        log.info("report %s for %s in %.2f s", rid, upload.filename, result.timings["total"])
+        return StoredResult(
+            doc=doc, fhir=fhir, heat_nifti=heat_nifti, preview=preview, filename=upload.filename
+        )
+
+    def result(self, rid: str) -> StoredResult:
+        item = self.store.get(rid)
+        if item is None:
+            raise UploadRejected(
+                404,
+                f"no result '{rid}': unknown, or no longer kept "
+                f"(the last {self.settings.cache_size} results are)",
+                fix="run the report again",
+            )
+        return item
+
+    # -- describing the service -----------------------------------------------------------
+    def model_info(self) -> dict[str, Any]:
+        """What model runs, with which tokenizer, and how findings are judged (offline)."""
+        from mu2.generate.pipeline import REGION_CHOICES
+        from mu2.metrics.green.backends import RULES_LABEL
+
+        g = self.generator
+        cfg = g.model.config
+        tok = dict(getattr(cfg, "tokenizer_config", None) or {})
+        text_cfg = getattr(cfg, "text_config", None)
+        model_dir = getattr(g, "model_dir", None)
+        return {
+            "model": g.model_id,
+            "model_dir": str(model_dir) if isinstance(model_dir, Path) else None,
+            "preset": getattr(cfg, "preset", None),
+            "size": getattr(cfg, "size", None),
+            "prep": getattr(cfg, "prep", None),
+            "tokenizer": {"preset": getattr(cfg, "preset", None), **tok},
+            "llm": getattr(text_cfg, "model_type", None),
+            "parameters": int(sum(p.numel() for p in g.model.parameters())),
+            "device": str(g.device),
+            "heatmap": self.settings.heatmap,
+            "findings_extractor": FINDINGS_EXTRACTOR,
+            "judge": {"name": "rules", "label": RULES_LABEL, "offline": True},
+            "regions": [AUTO_REGION, *REGION_CHOICES],
+            "accepted": ACCEPTED,
+            "limits": {
+                "max_upload_bytes": self.settings.max_upload_bytes,
+                "max_unzipped_bytes": self.settings.max_unzipped_bytes,
+                "max_zip_entries": self.settings.max_zip_entries,
+                "max_queue": self.settings.max_queue,
+            },
+            "generation": {
+                "max_new_tokens": self.settings.max_new_tokens,
+                "do_sample": self.settings.do_sample,
+                **(
+                    {"temperature": self.settings.temperature, "top_p": self.settings.top_p}
+                    if self.settings.do_sample
+                    else {}
+                ),
+            },
+        }
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "model": self.generator.model_id,
+            "queue": self.worker.status(),
+            "results_kept": len(self.store),
+            "uptime_s": round(time.time() - self.started, 1),
+        }
+
+    def close(self) -> None:
+        self.worker.close()

@@ -1,0 +1,84 @@
+"""``ServeSettings``: limits and generation settings of the web service (`mu2 serve`).
+
+Every limit is named here with its default, so the CLI, the tests and a YAML file
+(``mu2.config.load_config(ServeSettings, path)``) all set the same fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mu2.errors import Mu2Error
+
+MIB = 1024 * 1024
+DEFAULT_MAX_UPLOAD_BYTES = 1024 * MIB  # 1 GB: a large thin-slice CT series, zipped
+# Zip-bomb guard: a zipped DICOM series unpacks to at most this much (DICOM compresses
+# about 2-4x; 4 GB leaves room for a 1 GB upload and refuses bombs).
+DEFAULT_MAX_UNZIPPED_BYTES = 4096 * MIB
+DEFAULT_MAX_ZIP_ENTRIES = 20_000  # thin-slice series have a few thousand files
+DEFAULT_MAX_QUEUE = 64  # requests waiting for the model; more are answered 503
+DEFAULT_CACHE_SIZE = 16  # finished results kept for downloads (least recently used go)
+DEFAULT_CACHE_BYTES = 1024 * MIB  # and at most this much memory for them
+DEFAULT_PREVIEW_MAX_DIM = 256  # voxels per axis of the volume the page draws
+DEFAULT_MAX_NEW_TOKENS = 256  # as `mu2 report`
+
+
+@dataclass
+class ServeSettings:
+    """What `mu2 serve` accepts and how it writes reports."""
+
+    device: str = "cpu"
+    """Device of the model (cpu, cuda, cuda:N)."""
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    """Largest request body accepted; larger ones get 413."""
+    max_unzipped_bytes: int = DEFAULT_MAX_UNZIPPED_BYTES
+    """Largest total size a zipped DICOM series may unpack to (zip-bomb guard)."""
+    max_zip_entries: int = DEFAULT_MAX_ZIP_ENTRIES
+    """Most files a zipped series may hold."""
+    max_queue: int = DEFAULT_MAX_QUEUE
+    """Most requests waiting for (or using) the model at once; more get 503."""
+    cache_size: int = DEFAULT_CACHE_SIZE
+    """Finished results kept in memory for the downloads and the viewer."""
+    cache_bytes: int = DEFAULT_CACHE_BYTES
+    """Memory cap of the kept results (heat-map NIfTI and the viewer's volumes)."""
+    preview_max_dim: int = DEFAULT_PREVIEW_MAX_DIM
+    """The page draws the CT subsampled to at most this many voxels per axis."""
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    """Longest answer per question, in tokens."""
+    min_new_tokens: int = 0
+    """Force at least this many tokens (demos of an untrained model, which may stop at once)."""
+    do_sample: bool = False
+    """Nucleus sampling instead of greedy decoding (as `mu2 report --sample`)."""
+    temperature: float = 1.0
+    """With do_sample."""
+    top_p: float = 1.0
+    """With do_sample."""
+    seed: int = 0
+    """With do_sample: every request uses this seed, so one scan always gets one report."""
+    heatmap: bool = True
+    """Compute the question-to-CT heat map (the overlay and the NIfTI download)."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in (
+            "max_upload_bytes",
+            "max_unzipped_bytes",
+            "max_zip_entries",
+            "max_queue",
+            "cache_size",
+            "cache_bytes",
+            "preview_max_dim",
+            "max_new_tokens",
+        ):
+            if int(getattr(self, name)) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
+            problems.append(
+                f"min_new_tokens must lie in [0, max_new_tokens], got {self.min_new_tokens}"
+            )
+        if self.temperature <= 0:
+            problems.append(f"temperature must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p must lie in (0, 1], got {self.top_p}")
+        if problems:
+            raise Mu2Error("invalid serve settings: " + "; ".join(problems))
