@@ -1,0 +1,73 @@
+"""``mu2 model info``: parameter counts per part of a saved or freshly specified model.
+
+Models are instantiated on the meta device (shapes only), so even the paper size answers
+in seconds without allocating its weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from mu2.errors import Mu2Error
+
+PRESET_HELP = "mu2, linvt, linvt+rpe, linvt+dts, linvt+dmtp, spp or perceiver (without MODEL_DIR)."
+
+
+def _describe(model) -> dict:
+    cfg = model.config
+    tok = cfg.tokenizer()
+    return {
+        "preset": cfg.preset,
+        "size": cfg.size,
+        "prep": cfg.prep,
+        "llm": cfg.text_config.model_type,
+        "width": cfg.text_config.hidden_size,
+        "visual_tokens": model.num_image_tokens,
+        "selected_k": tok.num_selected if tok.kind == "mu2" else None,
+        "parameters": model.parameter_counts(),
+    }
+
+
+def _text(info: dict) -> str:
+    lines = [
+        f"preset:        {info['preset']} (size {info['size']}, frames prepared as '{info['prep']}')",
+        f"llm:           {info['llm']}, width {info['width']}",
+        f"visual tokens: {info['visual_tokens']}"
+        + (f" (k = {info['selected_k']} selected)" if info["selected_k"] else ""),
+        "parameters:",
+    ]
+    for part, count in info["parameters"].items():
+        lines.append(f"  {part:<10} {count:>15,d}  ({count / 1e6:.1f}M)")
+    return "\n".join(lines)
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Inspect mu2 models.", no_args_is_help=True)
+    app.add_typer(group, name="model")
+
+    @group.command("info")
+    def info(
+        model_dir: Path | None = typer.Argument(None, help="A folder written by save_pretrained."),
+        size: str = typer.Option("tiny", "--size", help="tiny or paper (without MODEL_DIR)."),
+        preset: str = typer.Option("mu2", "--preset", help=PRESET_HELP),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """Print parameter counts per part (vision, projector, tokenizer, llm)."""
+        import torch
+
+        from mu2.model import Mu2Config, Mu2ForConditionalGeneration, build
+
+        if model_dir is not None:
+            if not (model_dir / "config.json").is_file():
+                raise Mu2Error("not a mu2 model folder (no config.json)", path=str(model_dir))
+            config = Mu2Config.from_pretrained(model_dir)
+            with torch.device("meta"):
+                model = Mu2ForConditionalGeneration(config)
+        else:
+            with torch.device("meta"):
+                model = build(size, preset)
+        described = _describe(model)
+        print(json.dumps(described, indent=2) if as_json else _text(described))

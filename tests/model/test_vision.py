@@ -1,0 +1,97 @@
+"""ViT3D: M3D-CLIP key layout, strict loads from a local file, save/load of the tower."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from monai.networks.nets import ViT
+from safetensors.torch import save_file
+
+from mu2.errors import Mu2Error
+from mu2.model import load_vision_weights, save_vision_weights, vision_config
+from mu2.model.vision import VisionTower
+
+
+def _monai_vit(cfg) -> ViT:
+    """A MONAI ViT in the M3D-CLIP layout, built directly (as M3D's code does)."""
+    return ViT(
+        in_channels=1, img_size=cfg.img_size, patch_size=cfg.patch_size,
+        hidden_size=cfg.hidden_size, mlp_dim=cfg.mlp_dim, num_layers=cfg.num_layers,
+        num_heads=cfg.num_heads, proj_type="perceptron", classification=True, spatial_dims=3,
+    )  # fmt: skip
+
+
+def test_paper_tower_has_the_m3d_clip_layout():
+    cfg = vision_config("paper")
+    assert cfg.grid == (8, 16, 16)
+    with torch.device("meta"):
+        tower = VisionTower(cfg)
+    keys = tower.vit.state_dict()
+    assert len(keys) == 164
+    assert keys["patch_embedding.patch_embeddings.1.weight"].shape == (768, 4 * 16 * 16)
+    assert keys["patch_embedding.position_embeddings"].shape == (1, 2048, 768)
+    assert "cls_token" in keys and "blocks.11.mlp.linear1.weight" in keys
+    assert round(sum(p.numel() for p in tower.parameters()) / 1e6, 1) == 87.4
+
+
+@pytest.mark.parametrize("suffix", [".bin", ".safetensors"])
+def test_strict_load_of_a_monai_vit_state_dict(tmp_path, suffix):
+    cfg = vision_config("tiny")
+    torch.manual_seed(1)
+    source = _monai_vit(cfg)
+    path = tmp_path / f"pretrained_ViT{suffix}"
+    if suffix == ".bin":
+        torch.save(source.state_dict(), path)
+    else:
+        save_file(source.state_dict(), str(path))
+    torch.manual_seed(2)
+    tower = VisionTower(cfg).eval()
+    load_vision_weights(tower, path, strict=True)
+    for k, v in source.state_dict().items():
+        assert torch.equal(tower.vit.state_dict()[k], v), k
+    frames = torch.rand(3, 1, *cfg.img_size)
+    tokens = tower(frames)
+    assert tokens.shape == (3, 4 * 8 * 8, cfg.hidden_size)  # CLS dropped
+    source.eval()
+    with torch.no_grad():
+        full, _ = source.patch_embedding(frames), None
+        x = torch.cat([source.cls_token.expand(3, -1, -1), full], 1)
+        for blk in source.blocks:
+            x = blk(x)
+        assert torch.allclose(tokens, source.norm(x)[:, 1:], atol=1e-5)
+
+
+def test_mismatched_weights_raise_one_clear_error(tmp_path):
+    cfg = vision_config("tiny")
+    state = _monai_vit(cfg).state_dict()
+    del state["blocks.0.attn.qkv.weight"]
+    state["extra.weight"] = torch.zeros(1)
+    path = tmp_path / "bad.bin"
+    torch.save(state, path)
+    with pytest.raises(Mu2Error, match="1 missing.*1 unexpected"):
+        load_vision_weights(VisionTower(cfg), path)
+    with pytest.raises(Mu2Error, match="not found"):
+        load_vision_weights(VisionTower(cfg), tmp_path / "nope.bin")
+
+
+def test_save_then_load_round_trip(tmp_path):
+    cfg = vision_config("tiny")
+    a, b = VisionTower(cfg), VisionTower(cfg)
+    save_vision_weights(a, tmp_path / "tower.safetensors")
+    load_vision_weights(b, tmp_path / "tower.safetensors")
+    assert all(
+        torch.equal(x, y)
+        for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
+
+
+def test_checkpoint_from_an_older_monai_without_cross_attention_norms_loads(tmp_path):
+    """MONAI >= 1.4 adds an unused norm_cross_attn per block; M3D-CLIP's file predates it."""
+    cfg = vision_config("tiny")
+    state = {k: v for k, v in _monai_vit(cfg).state_dict().items() if "norm_cross_attn" not in k}
+    torch.save(state, tmp_path / "old.bin")
+    tower = VisionTower(cfg)
+    load_vision_weights(tower, tmp_path / "old.bin", strict=True)
+    assert all(torch.equal(tower.vit.state_dict()[k], v) for k, v in state.items())
+    unused = [n for n, p in tower.named_parameters() if not p.requires_grad]
+    assert unused and all("norm_cross_attn" in n or "classification_head" in n for n in unused)
