@@ -8,7 +8,12 @@ stderr and exit code 2 (never a traceback).
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+# Before torch loads: with the default active OpenMP waiting, torch's threads spin against
+# each other on a busy 2-core machine and steps slow down several-fold (measured).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import typer
 

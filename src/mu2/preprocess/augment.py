@@ -56,6 +56,13 @@ class AugmentConfig:
                 fix="probabilities lie in [0, 1]; strengths are >= 0",
             )
 
+    @classmethod
+    def side_preserving(cls) -> AugmentConfig:
+        """Intensity and noise only: flips and 90-degree rotations swap the patient's left
+        and right, which would make the labels of lateral findings (renal cyst side,
+        pleural effusion side) wrong. The default for report training."""
+        return cls(rot90_prob=0.0, flip_prob=0.0)
+
 
 def _uniform(generator: torch.Generator, low: float, high: float) -> float:
     return low + (high - low) * float(torch.rand((), generator=generator))

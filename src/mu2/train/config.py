@@ -1,0 +1,243 @@
+"""Configs of the training recipes (SFT, DPO) and of preference-pair building.
+
+Dataclasses loaded from YAML plus ``key=value`` overrides by :func:`mu2.config.load_config`
+(``configs/sft/*.yaml``, ``configs/dpo/*.yaml``). Defaults are the tiny CPU run; the
+paper's values (ref. code: lr 4e-6, 4 epochs, batch 1 per GPU, max length 1024, bf16,
+10% warm-up then cosine) live in ``configs/*/paper.yaml``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+
+@dataclass
+class LoraOptions:
+    """PEFT LoRA on the language model (lets a 1B policy and its reference share a 24 GB GPU)."""
+
+    enabled: bool = False
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(
+        default_factory=lambda: [
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+        ]
+    )
+    """Module names inside the LLM that get adapters."""
+
+    def __post_init__(self) -> None:
+        if self.enabled and (self.r < 1 or self.alpha < 1):
+            raise ValueError(f"lora.r and lora.alpha must be >= 1, got {self.r}, {self.alpha}")
+
+
+@dataclass
+class ModelOptions:
+    """Which model to build (SFT) and which parts train."""
+
+    size: Literal["tiny", "paper"] = "tiny"
+    preset: str = "mu2"
+    """Model preset of ``mu2.model.build`` (mu2, or an ablation such as linvt)."""
+    init_from: str | None = None
+    """A saved mu2 model folder to start from instead of building a fresh one."""
+    llm_path: str | None = None
+    """Local Hugging Face folder of the LLM (paper: Llama-3.2-1B-Instruct); None: random init."""
+    vision_path: str | None = None
+    """Vision tower weights (paper: M3D-CLIP pretrained_ViT.bin; tiny: stage-0 output)."""
+    freeze_vision: bool = False
+    freeze_projector: bool = False
+    freeze_tokenizer: bool = False
+    """Freeze the mu^2 tokenizer (SVR, DTS, DMTP, TTA)."""
+    freeze_llm: bool = False
+    lora: LoraOptions = field(default_factory=LoraOptions)
+    gradient_checkpointing: bool = False
+    max_length: int = 256
+    """Maximum text length in tokens (question + report; visual tokens not counted)."""
+    overrides: dict = field(default_factory=dict)
+    """Extra keyword arguments for ``mu2.model.build`` (e.g. ``{dropout: 0.0}``)."""
+
+
+@dataclass
+class DataOptions:
+    train: str = "runs/synth/train.jsonl"
+    val: str | None = "runs/synth/val.jsonl"
+    prep: str = "tiny"
+    """Volume preparation preset of ``mu2.preprocess.prep_config`` (tiny | paper)."""
+    augment: bool = True
+    cache: Literal["memory", "disk", "none"] = "memory"
+    cache_dir: str | None = None
+    cache_dtype: Literal["float16", "float32"] = "float16"
+    """Storage type of cached prepared frames (float16 halves memory)."""
+    num_workers: int = 0
+    max_val_cases: int = 64
+    """Validation loss uses at most this many val cases."""
+    limit: int | None = None
+    """Use only the first N training rows (quick runs)."""
+
+
+@dataclass
+class OptimOptions:
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    warmup_ratio: float = 0.1
+    min_lr_ratio: float = 0.0
+    """Cosine floor as a fraction of lr."""
+    clip_norm: float = 1.0
+    """Gradient clipping max norm; 0 disables."""
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0:
+            raise ValueError(f"optim.lr must be > 0, got {self.lr}")
+
+
+@dataclass
+class RunOptions:
+    """Loop, precision, checkpoint and logging settings shared by SFT and DPO."""
+
+    output_dir: str = "runs/sft-tiny"
+    epochs: int = 1
+    max_steps: int | None = None
+    """Total optimizer steps; overrides epochs when set."""
+    stop_after: int | None = None
+    """End this invocation after this optimizer step (checkpointed) without finishing the
+    schedule; a later run with resume=auto continues. For time-boxed jobs and tests."""
+    batch_size: int = 8
+    """Cases per process per micro-batch (DPO: pairs)."""
+    grad_accum: int = 1
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
+    """auto: bf16 on GPU, fp32 on CPU."""
+    device: Literal["auto", "cpu"] = "auto"
+    seed: int = 0
+    num_threads: int | None = None
+    """torch intra-op threads per process (None: leave torch's default)."""
+    save_every: int = 100
+    """Checkpoint every N optimizer steps (0: only at the end)."""
+    keep_last: int = 2
+    resume: str = "auto"
+    """auto (newest checkpoint in output_dir, if any) | none | path to a checkpoint."""
+    log_every: int = 10
+    eval_every: int = 100
+    """Validation loss and sample reports every N optimizer steps (0: only at the end)."""
+    num_sample_reports: int = 2
+    max_new_tokens: int = 96
+    tensorboard: bool = True
+
+    def _check_run(self) -> list[str]:
+        problems = []
+        for name in ("epochs", "batch_size", "grad_accum"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            problems.append("max_steps must be >= 1 (or null)")
+        for name in ("save_every", "eval_every", "num_sample_reports"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0")
+        if self.log_every < 1:
+            problems.append("log_every must be >= 1")
+        return problems
+
+
+@dataclass
+class SFTConfig(RunOptions):
+    """Stage 1: next-token loss on the report tokens only."""
+
+    model: ModelOptions = field(default_factory=ModelOptions)
+    data: DataOptions = field(default_factory=DataOptions)
+    optim: OptimOptions = field(default_factory=OptimOptions)
+
+    def __post_init__(self) -> None:
+        if problems := self._check_run():
+            raise ValueError("; ".join(problems))
+
+
+@dataclass
+class DPOModelOptions:
+    sft_model: str = "runs/sft-tiny/final"
+    """Saved SFT model folder: the policy starts from it and the frozen reference is it."""
+    lora: LoraOptions = field(default_factory=LoraOptions)
+    gradient_checkpointing: bool = False
+    max_length: int = 256
+    disable_dropout: bool = True
+    """Turn off dropout in the policy (as TRL does) so policy and reference log-probs
+    differ only by the weights."""
+    freeze_vision: bool = True
+    """Keep the vision tower fixed during DPO (preferences are about the text)."""
+
+
+@dataclass
+class DPODataOptions:
+    train: str = "runs/prefs/pairs.jsonl"
+    val: str | None = None
+    prep: str = "tiny"
+    augment: bool = True
+    cache: Literal["memory", "disk", "none"] = "memory"
+    cache_dir: str | None = None
+    cache_dtype: Literal["float16", "float32"] = "float16"
+    num_workers: int = 0
+    max_val_cases: int = 64
+    limit: int | None = None
+
+
+@dataclass
+class DPOConfig(RunOptions):
+    """Stage 2: DPO on GREEN-ranked (chosen, rejected) pairs."""
+
+    output_dir: str = "runs/dpo-tiny"
+    beta: float = 0.1
+    """DPO temperature (paper range 0.1-0.5)."""
+    model: DPOModelOptions = field(default_factory=DPOModelOptions)
+    data: DPODataOptions = field(default_factory=DPODataOptions)
+    optim: OptimOptions = field(default_factory=lambda: OptimOptions(lr=5e-5))
+
+    def __post_init__(self) -> None:
+        problems = self._check_run()
+        if self.beta <= 0:
+            problems.append(f"beta must be > 0, got {self.beta}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+@dataclass
+class PrefsConfig:
+    """Preference pairs: sample n reports per case, GREEN-rank them, keep best vs worst."""
+
+    model: str = "runs/sft-tiny/final"
+    data: str = "runs/synth/train.jsonl"
+    out: str = "runs/prefs/pairs.jsonl"
+    n: int = 8
+    temperature: float = 1.0
+    top_p: float = 0.9
+    seed: int = 0
+    green_backend: str = "rules"
+    """rules (offline judge) | hf:PATH | openai:URL."""
+    min_length: int = 5
+    """Samples with fewer words are degenerate and never chosen."""
+    tasks: list[str] = field(default_factory=lambda: ["report"])
+    """Row ``task`` values to build pairs for (rows without a task are kept); the paper's
+    DPO is on report generation, not on one-word VQA answers."""
+    max_new_tokens: int = 96
+    max_length: int = 256
+    prep: str = "tiny"
+    limit: int | None = None
+    device: Literal["auto", "cpu"] = "auto"
+    num_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.n < 2:
+            problems.append(f"n must be >= 2 to form a pair, got {self.n}")
+        if self.temperature <= 0:
+            problems.append(f"temperature must be > 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            problems.append(f"top_p must be in (0, 1], got {self.top_p}")
+        if problems:
+            raise ValueError("; ".join(problems))

@@ -1,0 +1,320 @@
+"""Preference pairs for DPO: sample reports from the SFT model, GREEN-rank them, keep extremes.
+
+For every training case (ref. code: 8 samples, temperature 1.0, top-p 0.9): sample n
+reports, drop degenerate ones (empty, fewer than ``min_length`` words, a word repeated
+in a loop), score each against the reference with a GREEN judge, and write
+
+    {"id", "image", "question", "chosen", "rejected", "chosen_green", "rejected_green",
+     "reference", "judge"}
+
+with chosen = best, rejected = worst. Cases whose best score is 0, whose best equals
+their worst, or with fewer than two usable samples are skipped and counted (the skips
+go to ``<out>.skipped.jsonl`` with their reason, so a resumed run does not redo them).
+``image`` is written relative to the output file's folder, the rule of every mu2 JSONL.
+
+Each case's samples depend only on (seed, case id): sharding across processes or
+resuming gives the same pairs. Processes write ``<out>.part<rank>`` files that the main
+process appends to ``<out>`` at the end; rows already in the output are skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from mu2.errors import Mu2Error
+from mu2.train.config import PrefsConfig
+
+logger = logging.getLogger(__name__)
+
+SKIP_REASONS = ("best_zero", "tie", "degenerate")
+_WORD = re.compile(r"[A-Za-z0-9]+(?:[.,'-][A-Za-z0-9]+)*")
+MAX_WORD_REPEAT = 4
+"""A word repeated this many times in a row marks a generation loop."""
+
+
+def degenerate_reason(text: str, min_length: int) -> str | None:
+    """Why a sample is unusable (``empty``, ``short``, ``loop``), or None when it is fine."""
+    words = _WORD.findall(text.lower())
+    if not words:
+        return "empty"
+    if len(words) < min_length:
+        return "short"
+    run = 1
+    for prev, word in zip(words, words[1:], strict=False):
+        run = run + 1 if word == prev else 1
+        if run >= MAX_WORD_REPEAT:
+            return "loop"
+    return None
+
+
+def choose_pair(scores: Sequence[float]) -> tuple[int, int] | str:
+    """(best, worst) indices, or the skip reason: ``best_zero`` or ``tie``.
+
+    Ties break toward the earliest sample, so the choice is deterministic.
+    """
+    if len(scores) < 2:
+        return "degenerate"
+    best = max(range(len(scores)), key=lambda i: (scores[i], -i))
+    worst = min(range(len(scores)), key=lambda i: (scores[i], i))
+    if scores[best] <= 0:
+        return "best_zero"
+    if scores[best] == scores[worst]:
+        return "tie"
+    return best, worst
+
+
+@dataclass
+class CaseResult:
+    """One case's ranking: a (chosen, rejected) pair or the reason it was skipped."""
+
+    scores: list[float]
+    degenerate: Counter
+    chosen: str | None = None
+    rejected: str | None = None
+    chosen_green: float | None = None
+    rejected_green: float | None = None
+    skip: str | None = None
+
+
+def rank_samples(samples: Sequence[str], reference: str, judge: Any, min_length: int) -> CaseResult:
+    """Drop degenerate samples, GREEN-score the rest against ``reference``, keep the extremes."""
+    from mu2.metrics.green import parse_answer
+
+    reasons = [degenerate_reason(t, min_length) for t in samples]
+    usable = [t for t, r in zip(samples, reasons, strict=True) if r is None]
+    degenerate = Counter(r for r in reasons if r)
+    scores: list[float] = []
+    if len(usable) >= 2:
+        scores = [parse_answer(a).score for a in judge.answers([(reference, t) for t in usable])]
+    choice = choose_pair(scores)
+    if isinstance(choice, str):
+        return CaseResult(scores=scores, degenerate=degenerate, skip=choice)
+    best, worst = choice
+    return CaseResult(
+        scores=scores,
+        degenerate=degenerate,
+        chosen=usable[best],
+        rejected=usable[worst],
+        chosen_green=scores[best],
+        rejected_green=scores[worst],
+    )
+
+
+def case_seed(seed: int, case_id: str) -> int:
+    """Seed of one case's sampling: independent of order, sharding and resumption."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{case_id}".encode()).digest()[:8], "little") >> 1
+
+
+@dataclass
+class PrefsSummary:
+    out: Path
+    judge: str
+    total: int = 0
+    already_done: int = 0
+    written: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    degenerate_samples: Counter = field(default_factory=Counter)
+    is_main: bool = True
+    """False on the other processes of a sharded run (their numbers are the totals too)."""
+
+    def describe(self) -> str:
+        skipped = ", ".join(f"{k} {self.skipped.get(k, 0)}" for k in SKIP_REASONS)
+        bad = ", ".join(f"{k} {v}" for k, v in sorted(self.degenerate_samples.items())) or "none"
+        return (
+            f"pairs: {self.written} written to {self.out} ({self.already_done} already there) "
+            f"of {self.total} cases; skipped: {skipped}; degenerate samples: {bad}; "
+            f"judge: {self.judge}"
+        )
+
+
+def done_ids(out: Path) -> set[str]:
+    """Case ids already written or skipped by an earlier (possibly killed) run."""
+    ids: set[str] = set()
+    for path in _outputs(out):
+        for row in _read_tolerant(path):
+            ids.add(str(row["id"]))
+    return ids
+
+
+def _outputs(out: Path) -> list[Path]:
+    siblings = list(out.parent.glob(out.name + ".part*")) + list(
+        out.parent.glob(skipped_path(out).name + ".part*")
+    )
+    return [p for p in [out, skipped_path(out), *sorted(siblings)] if p.is_file()]
+
+
+def skipped_path(out: Path) -> Path:
+    return out.with_name(out.name.removesuffix(".jsonl") + ".skipped.jsonl")
+
+
+def _read_tolerant(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSONL that a kill may have cut mid-line: the broken tail is dropped."""
+    rows, good = [], []
+    lines = path.read_text().splitlines(keepends=True)
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+            good.append(line if line.endswith("\n") else line + "\n")
+        except json.JSONDecodeError:
+            logger.warning("%s: dropping a truncated line", path)
+    if len(good) != len(lines) or (lines and not lines[-1].endswith("\n")):
+        path.write_text("".join(good))
+    return rows
+
+
+def merge_parts(out: Path) -> None:
+    """Append every ``.part<rank>`` file to its main file, then remove the parts."""
+    for main in (out, skipped_path(out)):
+        parts = sorted(main.parent.glob(main.name + ".part*"))
+        if not parts:
+            continue
+        with open(main, "a") as f:
+            for part in parts:
+                for row in _read_tolerant(part):
+                    f.write(json.dumps(row) + "\n")
+        for part in parts:
+            part.unlink()
+
+
+def check_output(out: str | Path) -> Path:
+    out = Path(out)
+    if out.suffix != ".jsonl":
+        raise Mu2Error(f"--out {out} must end in .jsonl", fix="e.g. --out runs/prefs/pairs.jsonl")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def sample_case(
+    model: Any,
+    processor: Any,
+    frames: torch.Tensor,
+    question: str,
+    cfg: PrefsConfig,
+    case_id: str,
+    device: Any,
+) -> list[str]:
+    """``cfg.n`` sampled reports for one case; the draw depends only on (seed, case id)."""
+    from mu2.train.sampling import generate_reports
+
+    devices = [device] if torch.device(device).type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):  # leave the caller's RNG untouched
+        torch.manual_seed(case_seed(cfg.seed, case_id))
+        return generate_reports(
+            model,
+            processor,
+            [frames] * cfg.n,
+            [question] * cfg.n,
+            device=device,
+            max_new_tokens=cfg.max_new_tokens,
+            do_sample=True,
+            temperature=cfg.temperature,
+            top_p=cfg.top_p,
+        )
+
+
+def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
+    """Write preference pairs for every case of ``cfg.data`` not already in ``cfg.out``."""
+    from accelerate import PartialState
+    from accelerate.utils import gather_object
+
+    from mu2.data.schema import relative_image, resolve_image
+    from mu2.metrics.green import make_judge
+    from mu2.train.dataset import prepare_fn, read_rows
+    from mu2.train.dpo import load_sft_model
+
+    state = PartialState(cpu=cfg.device == "cpu" or not torch.cuda.is_available())
+    threads = torch.get_num_threads()
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    try:
+        out = check_output(cfg.out)
+        rows = [
+            r
+            for r in read_rows(cfg.data, ("id", "image", "question", "answer"))
+            if r.get("task") is None or r["task"] in cfg.tasks
+        ][: cfg.limit]
+        if state.is_main_process:
+            merge_parts(out)  # leftovers of a killed multi-process run
+            done_ids(out)  # repairs a line cut by a kill, before anyone reads
+        state.wait_for_everyone()
+        done = done_ids(out)
+        todo = [r for r in rows if str(r["id"]) not in done]
+        mine = todo[state.process_index :: state.num_processes]
+        judge = make_judge(cfg.green_backend)
+        summary = PrefsSummary(
+            out=out, judge=judge.label, total=len(rows), already_done=len(rows) - len(todo)
+        )
+        logger.info(
+            "%d cases, %d to do on %d process(es); judge: %s",
+            len(rows),
+            len(todo),
+            state.num_processes,
+            judge.label,
+        )
+        model = load_sft_model(cfg.model).to(state.device).eval()
+        prep, _ = prepare_fn(cfg.prep)
+        suffix = f".part{state.process_index}" if state.num_processes > 1 else ""
+        pair_file = out.with_name(out.name + suffix)
+        skip_file = skipped_path(out).with_name(skipped_path(out).name + suffix)
+        for row in tqdm(mine, desc="prefs", disable=not state.is_main_process, dynamic_ncols=True):
+            case_id = str(row["id"])
+            image = resolve_image(row, cfg.data)
+            samples = sample_case(
+                model, model.processor, prep(image), row["question"], cfg, case_id, state.device
+            )
+            result = rank_samples(samples, row["answer"], judge, cfg.min_length)
+            summary.degenerate_samples.update(result.degenerate)
+            if result.skip is not None:
+                summary.skipped[result.skip] += 1
+                _append(skip_file, {"id": case_id, "reason": result.skip, "scores": result.scores,
+                                    "degenerate": sum(result.degenerate.values())})  # fmt: skip
+                continue
+            _append(
+                pair_file,
+                {
+                    "id": case_id,
+                    "case_id": row.get("case_id", case_id),
+                    "image": relative_image(image, out),
+                    "question": row["question"],
+                    "chosen": result.chosen,
+                    "rejected": result.rejected,
+                    "chosen_green": result.chosen_green,
+                    "rejected_green": result.rejected_green,
+                    "reference": row["answer"],
+                    "judge": judge.name,
+                },
+            )
+            summary.written += 1
+        state.wait_for_everyone()
+        parts = gather_object(
+            [(summary.written, dict(summary.skipped), dict(summary.degenerate_samples))]
+        )
+        if state.is_main_process and state.num_processes > 1:
+            merge_parts(out)
+        summary.written = sum(p[0] for p in parts)
+        summary.skipped = sum((Counter(p[1]) for p in parts), Counter())
+        summary.degenerate_samples = sum((Counter(p[2]) for p in parts), Counter())
+        summary.is_main = state.is_main_process
+        if state.is_main_process:
+            logger.info(summary.describe())
+        return summary
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _append(path: Path, row: dict[str, Any]) -> None:
+    """One whole line per write, flushed: a kill loses at most the line being written."""
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()

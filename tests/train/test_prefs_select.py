@@ -1,0 +1,45 @@
+"""Preference pairs: degenerate samples, best/worst choice, seeds, resumable output files."""
+
+import json
+
+from mu2.train.prefs import (
+    case_seed,
+    choose_pair,
+    degenerate_reason,
+    done_ids,
+    merge_parts,
+    skipped_path,
+)
+
+
+def test_degenerate_samples():
+    assert degenerate_reason("", 3) == "empty"
+    assert degenerate_reason("  . , ", 3) == "empty"
+    assert degenerate_reason("Liver normal.", 3) == "short"
+    assert degenerate_reason("The liver liver liver liver is big.", 3) == "loop"
+    assert degenerate_reason("The liver is normal. The spleen is normal.", 3) is None
+
+
+def test_choose_best_and_worst():
+    assert choose_pair([0.2, 0.9, 0.1, 0.9]) == (1, 2)  # ties break toward the first sample
+    assert choose_pair([0.0, 0.0]) == "best_zero"
+    assert choose_pair([0.5, 0.5, 0.5]) == "tie"
+    assert choose_pair([0.5]) == "degenerate"
+
+
+def test_case_seed_is_stable_and_distinct():
+    assert case_seed(0, "case-1") == case_seed(0, "case-1")
+    assert len({case_seed(s, c) for s in (0, 1) for c in ("a", "b")}) == 4
+    assert 0 <= case_seed(7, "x") < 2**63
+
+
+def test_resume_reads_outputs_and_drops_a_cut_line(tmp_path):
+    out = tmp_path / "pairs.jsonl"
+    out.write_text(json.dumps({"id": "a"}) + "\n" + '{"id": "b", "cho')  # killed mid-write
+    skipped_path(out).write_text(json.dumps({"id": "c", "reason": "tie"}) + "\n")
+    (tmp_path / "pairs.jsonl.part1").write_text(json.dumps({"id": "d"}) + "\n")
+    assert done_ids(out) == {"a", "c", "d"}
+    assert out.read_text() == json.dumps({"id": "a"}) + "\n"  # the broken tail is gone
+    merge_parts(out)
+    assert [json.loads(x)["id"] for x in out.read_text().splitlines()] == ["a", "d"]
+    assert not (tmp_path / "pairs.jsonl.part1").exists()
