@@ -1,0 +1,57 @@
+"""``mu2 train clip``: stage 0, contrastive image-report pretraining of the vision tower.
+
+    mu2 train clip --config configs/clip/tiny.yaml [key=value ...]
+
+Writes ``<output_dir>/final/vision.safetensors`` (for an SFT config's
+``model.vision_path``) with ``probe.json`` / ``probe.md`` beside it. Registered on the
+``train`` group by :func:`add_clip_command`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from mu2.config import load_config, to_dict
+
+OVERRIDES_HELP = "Config overrides, e.g. max_steps=200 model.findings_weight=0 (dotted keys)."
+
+
+def add_clip_command(train_app: typer.Typer) -> None:
+    """Add ``clip`` to the ``mu2 train`` sub-app."""
+
+    @train_app.command("clip", context_settings={"help_option_names": ["-h", "--help"]})
+    def clip(
+        config: Path | None = typer.Option(
+            None, "--config", "-c", help="YAML config (configs/clip/); default: built-in tiny."
+        ),
+        overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+        print_config: bool = typer.Option(
+            False, "--print-config", help="Print the resolved config and exit."
+        ),
+        verbose: bool = typer.Option(False, "--verbose", "-v"),
+    ) -> None:
+        """Stage 0: vision pretraining (image-report InfoNCE + findings head), then a probe."""
+        from mu2.cli.train import configure_logging
+        from mu2.pretrain.config import ClipConfig
+
+        cfg = load_config(ClipConfig, config, overrides or [])
+        if print_config:
+            print(json.dumps(to_dict(cfg), indent=2))
+            return
+        configure_logging(verbose)
+        from mu2.pretrain.clip import VISION_FILE
+        from mu2.pretrain.probe import PROBE_MD
+        from mu2.pretrain.recipe import run_clip
+
+        final = run_clip(cfg)
+        if final is None:
+            return
+        print(f"vision tower: {final / VISION_FILE}  (SFT: model.vision_path={final / VISION_FILE})")
+        probe = final / PROBE_MD
+        if probe.is_file():
+            print(probe.read_text(), end="")
+
+    _ = clip

@@ -1,0 +1,282 @@
+"""Stage-0 model: the mu2 ViT3D as a CLIP image tower, a small text tower, a findings head.
+
+Notation: B batch, T frames, K slices per frame, H/W pixels, N0 ViT patches per frame,
+N tokens per frame after the projector, W projector width, P pooled width, E embedding
+width, L text length, C findings labels.
+
+Image tower: VisionTower (the very class and layout the SFT model of the same size
+builds, so its weights load there by path) -> SpatialPoolingProjector -> pooling over
+tokens and frames -> linear -> E. Loss: symmetric InfoNCE with a learned temperature
+(CLIP), plus binary cross-entropy of an auxiliary multi-label head on the pooled image
+features against the structured findings (when the data has them).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from mu2.config import from_dict, to_dict
+from mu2.errors import Mu2Error
+from mu2.model.projector import SpatialPoolingProjector
+from mu2.model.vision import VisionConfig, VisionTower, save_vision_weights
+from mu2.pretrain.cases import LabelSpace
+from mu2.pretrain.config import ClipModelOptions
+from mu2.pretrain.text_encoder import TextEncoder
+
+VISION_FILE = "vision.safetensors"  # the stage-0 product: SFT's model.vision_path
+CLIP_FILE = "clip.safetensors"
+CLIP_CONFIG_FILE = "clip_config.json"
+TOKENIZER_DIR = "text_tokenizer"
+
+
+def clip_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+    """Symmetric InfoNCE of L2-normalised (B, E) embeddings; pair i is row i of both.
+
+    Mean of the image->text and text->image cross-entropies over the (B, B) similarity
+    logits scaled by ``logit_scale`` (CLIP, Radford et al. 2021).
+    """
+    logits = logit_scale * image_embeds @ text_embeds.T  # (B, E) x (E, B) -> (B, B)
+    target = torch.arange(logits.shape[0], device=logits.device)  # (B,)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def pool_tokens(tokens: torch.Tensor, frame_mask: torch.Tensor, mode: str) -> torch.Tensor:
+    """tokens (B, T, N, W) with frame_mask (B, T) -> (B, P): mean (P = W) or mean and max
+    (P = 2W) over all tokens of the real frames."""
+    mask = frame_mask[:, :, None, None].to(tokens.dtype)  # (B, T, 1, 1)
+    count = mask.sum((1, 2)) * tokens.shape[2]  # (B, 1): real tokens per volume
+    mean = (tokens * mask).sum((1, 2)) / count.clamp(min=1.0)  # (B, T, N, W) -> (B, W)
+    if mode == "mean":
+        return mean
+    low = torch.finfo(tokens.dtype).min
+    peak = tokens.masked_fill(mask == 0, low).amax((1, 2))  # (B, T, N, W) -> (B, W)
+    return torch.cat([mean, peak], dim=-1)  # (B, 2W)
+
+
+@dataclass
+class ClipOutput:
+    loss: torch.Tensor
+    clip_loss: torch.Tensor
+    findings_loss: torch.Tensor
+    image_embeds: torch.Tensor  # (B, E), unit norm
+    text_embeds: torch.Tensor | None  # (B, E), unit norm
+    findings_logits: torch.Tensor | None  # (B, C)
+    logit_scale: torch.Tensor  # scalar, after the clamp
+
+
+class ClipModel(nn.Module):
+    """Image tower + text tower + optional findings head; plain constructor arguments."""
+
+    def __init__(
+        self,
+        vision: VisionTower,
+        text: TextEncoder,
+        *,
+        embed_dim: int,
+        projector_pool: int,
+        pool: str = "meanmax",
+        num_labels: int = 0,
+        init_logit_scale: float = math.log(1 / 0.07),
+        max_logit_scale: float = 100.0,
+        clip_weight: float = 1.0,
+        findings_weight: float = 1.0,
+    ):
+        super().__init__()
+        if pool not in ("mean", "meanmax"):
+            raise Mu2Error(f"model.pool is {pool!r}", fix="use mean or meanmax")
+        self.vision = vision
+        self.projector = SpatialPoolingProjector(
+            vision.config.hidden_size, embed_dim, vision.grid, projector_pool
+        )
+        self.pool = pool
+        pooled = embed_dim * (2 if pool == "meanmax" else 1)
+        self.pool_norm = nn.LayerNorm(pooled)
+        self.image_proj = nn.Linear(pooled, embed_dim, bias=False)
+        self.text = text
+        self.text_proj = nn.Linear(text.width, embed_dim, bias=False)
+        self.findings_head = nn.Linear(pooled, num_labels) if num_labels else None
+        self.logit_scale = nn.Parameter(torch.tensor(float(init_logit_scale)))
+        self.max_log_scale = math.log(max_logit_scale)
+        self.clip_weight = clip_weight
+        self.findings_weight = findings_weight if num_labels else 0.0
+        # Input standardisation seen by the tower during stage 0 only; folded into the
+        # patch embedding on export, so the saved tower takes the raw [0, 1] frames.
+        self.register_buffer("input_mean", torch.tensor(0.0))
+        self.register_buffer("input_std", torch.tensor(1.0))
+
+    def set_input_norm(self, mean: float, std: float) -> None:
+        """Standardise frames as (x - mean) / std before the tower (training speed: a
+        from-scratch ViT learns several times faster on zero-mean, unit-variance input)."""
+        if not std > 0:
+            raise Mu2Error(f"input std must be > 0, got {std}")
+        self.input_mean.fill_(float(mean))
+        self.input_std.fill_(float(std))
+
+    def export_vision(self) -> VisionTower:
+        """The tower as SFT uses it: raw frames in, the same tokens out (normalisation folded)."""
+        return fold_input_norm(self.vision, float(self.input_mean), float(self.input_std))
+
+    def image_features(self, pixel_values: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
+        """pixel_values (B, T, K, H, W), frame_mask (B, T) -> pooled features (B, P)."""
+        b, t, k, h, w = pixel_values.shape
+        if frame_mask is None:
+            frame_mask = torch.ones(b, t, dtype=torch.bool, device=pixel_values.device)
+        frame_mask = frame_mask.to(pixel_values.device).bool()
+        real = frame_mask.reshape(-1).nonzero().squeeze(1)  # (F,) indices of real frames
+        frames = pixel_values.reshape(b * t, 1, k, h, w)[real]  # (F, 1, K, H, W)
+        frames = (frames - self.input_mean) / self.input_std
+        tokens = self.projector(self.vision(frames))  # (F, N0, E_v) -> (F, N, W)
+        n, width = tokens.shape[1:]
+        grid = tokens.new_zeros(b * t, n, width).index_copy(0, real, tokens)  # (B*T, N, W)
+        pooled = pool_tokens(grid.view(b, t, n, width), frame_mask, self.pool)  # (B, P)
+        return self.pool_norm(pooled)
+
+    def embed_images(self, features: torch.Tensor) -> torch.Tensor:
+        """Pooled features (B, P) -> unit-norm embeddings (B, E)."""
+        return F.normalize(self.image_proj(features), dim=-1)
+
+    def embed_texts(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """input_ids, attention_mask (B, L) -> unit-norm embeddings (B, E)."""
+        return F.normalize(self.text_proj(self.text(input_ids, attention_mask)), dim=-1)
+
+    def scale(self) -> torch.Tensor:
+        """exp of the learned log scale, capped (CLIP clamps it at 100)."""
+        return self.logit_scale.clamp(max=self.max_log_scale).exp()
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        frame_mask: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> ClipOutput:
+        features = self.image_features(pixel_values, frame_mask)  # (B, P)
+        image_embeds = self.embed_images(features)  # (B, E)
+        scale = self.scale()
+        zero = features.new_zeros(())
+        text_embeds, contrastive = None, zero
+        if input_ids is not None:
+            if attention_mask is None:
+                attention_mask = torch.ones_like(input_ids)
+            text_embeds = self.embed_texts(input_ids, attention_mask)  # (B, E)
+            contrastive = clip_loss(image_embeds, text_embeds, scale)
+        logits, findings = None, zero
+        if self.findings_head is not None:
+            logits = self.findings_head(features)  # (B, C)
+            if labels is not None:
+                findings = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        loss = self.clip_weight * contrastive + self.findings_weight * findings
+        return ClipOutput(loss, contrastive, findings, image_embeds, text_embeds, logits, scale)
+
+
+def fold_input_norm(vision: VisionTower, mean: float, std: float) -> VisionTower:
+    """A copy of ``vision`` that maps raw frames x to what ``vision`` gives for (x - mean) / std.
+
+    The patch embedding is affine in its input: W((x - m) / s) + b = (W / s) x + (b - (m / s)
+    W 1), so the standardisation moves into its weight and bias exactly.
+    """
+    out = copy.deepcopy(vision)
+    embed = out.vit.patch_embedding.patch_embeddings
+    layer = embed[-1] if isinstance(embed, nn.Sequential) else embed  # Linear or Conv3d
+    with torch.no_grad():
+        dims = tuple(range(1, layer.weight.dim()))
+        layer.bias -= (mean / std) * layer.weight.sum(dim=dims)
+        layer.weight /= std
+    return out
+
+
+def vision_layout(size: str) -> tuple[VisionConfig, int]:
+    """The vision config and projector pool of the mu2 model of ``size`` (from its builder)."""
+    from mu2.model.builders import PROJECTOR_POOL, vision_config
+
+    if size not in ("tiny", "paper"):
+        raise Mu2Error(f"model.size is {size!r}", fix="use tiny or paper")
+    return vision_config(size), PROJECTOR_POOL
+
+
+def build_clip_model(
+    opts: ClipModelOptions, vocab_size: int, pad_token_id: int, num_labels: int, seed: int = 0
+) -> ClipModel:
+    """A stage-0 model with fresh weights drawn from ``seed`` (global RNG untouched), the
+    vision tower optionally loaded from ``opts.vision_path``."""
+    from mu2.model.vision import load_vision_weights
+
+    vision_cfg, projector_pool = vision_layout(opts.size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        vision = VisionTower(vision_cfg)
+        text = TextEncoder(
+            vocab_size, opts.text_width, opts.text_layers, opts.text_heads,
+            opts.text_max_length, pad_token_id,
+        )  # fmt: skip
+        model = ClipModel(
+            vision,
+            text,
+            embed_dim=opts.embed_dim,
+            projector_pool=projector_pool,
+            pool=opts.pool,
+            num_labels=num_labels,
+            init_logit_scale=opts.init_logit_scale,
+            max_logit_scale=opts.max_logit_scale,
+            clip_weight=opts.clip_weight,
+            findings_weight=opts.findings_weight,
+        )
+    if opts.vision_path:
+        load_vision_weights(model.vision, opts.vision_path, strict=True)
+    return model
+
+
+def save_clip(
+    model: ClipModel,
+    tokenizer: PreTrainedTokenizerBase,
+    labels: LabelSpace,
+    opts: ClipModelOptions,
+    out: str | Path,
+    state_dict: dict[str, torch.Tensor] | None = None,
+) -> Path:
+    """Write the vision tower (``vision.safetensors``, MONAI key names, for SFT's
+    ``model.vision_path``) and the whole stage-0 model with its tokenizer and labels."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_vision_weights(model.export_vision(), out / VISION_FILE)
+    state = state_dict if state_dict is not None else model.state_dict()
+    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(out / CLIP_FILE))
+    tokenizer.save_pretrained(str(out / TOKENIZER_DIR))
+    meta = {
+        "model": to_dict(opts),
+        "labels": labels.names,
+        "vocab_size": model.text.token_embedding.num_embeddings,
+        "pad_token_id": model.text.token_embedding.padding_idx,
+    }
+    (out / CLIP_CONFIG_FILE).write_text(json.dumps(meta, indent=2))
+    return out
+
+
+def load_clip(folder: str | Path) -> tuple[ClipModel, PreTrainedTokenizerBase, LabelSpace]:
+    """A stage-0 model saved by :func:`save_clip` (weights via safetensors only)."""
+    folder = Path(folder)
+    if not (folder / CLIP_CONFIG_FILE).is_file():
+        raise Mu2Error(
+            f"not a stage-0 folder (no {CLIP_CONFIG_FILE})",
+            path=str(folder),
+            fix="pass the final/ folder of `mu2 train clip`",
+        )
+    meta: dict[str, Any] = json.loads((folder / CLIP_CONFIG_FILE).read_text())
+    opts = from_dict(ClipModelOptions, {**meta["model"], "vision_path": None})
+    labels = LabelSpace(list(meta["labels"]))
+    model = build_clip_model(opts, meta["vocab_size"], meta["pad_token_id"], len(labels))
+    model.load_state_dict(load_file(str(folder / CLIP_FILE)), strict=True)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(folder / TOKENIZER_DIR))
+    return model, tokenizer, labels

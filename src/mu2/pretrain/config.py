@@ -1,0 +1,163 @@
+"""Config of stage 0, contrastive image-report pretraining of the vision tower (M3D-CLIP analog).
+
+    mu2 train clip --config configs/clip/tiny.yaml [key=value ...]
+
+The run options (steps, batch, checkpoints, logging) are the SFT recipe's
+(:class:`mu2.train.config.RunOptions`); the sections below are specific to stage 0.
+CLIP's own defaults are named as such: initial temperature 0.07 and the logit-scale cap
+of 100 (Radford et al. 2021).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+from mu2.preprocess import AugmentConfig
+from mu2.train.config import OptimOptions, RunOptions
+
+CLIP_INIT_TEMPERATURE = 0.07  # CLIP: logit scale starts at log(1 / 0.07)
+CLIP_MAX_LOGIT_SCALE = 100.0  # CLIP: the learned scale is clamped to 100
+
+
+@dataclass
+class FindingsPreservingAugment(AugmentConfig):
+    """The training augmentation of :mod:`mu2.preprocess.augment`, by default with only its
+    noise: in-plane rotations and flips swap the patient's left and right, which the
+    findings' sides depend on (renal cyst, pleural effusion), and an intensity shift of
+    0.1 is 40 HU in the soft-tissue window, as much as hepatic steatosis lowers the liver."""
+
+    rot90_prob: float = 0.0
+    flip_prob: float = 0.0
+    scale_prob: float = 0.0
+    shift_prob: float = 0.0
+
+
+@dataclass
+class ClipModelOptions:
+    """Image tower = the mu2 ViT3D of ``size`` + spatial pooling projector; text tower = a
+    small transformer over a BPE tokenizer trained on the training reports."""
+
+    size: Literal["tiny", "paper"] = "tiny"
+    """Vision tower layout of ``mu2.model.builders`` (the one SFT of that size builds)."""
+    vision_path: str | None = None
+    """Start from these vision weights (e.g. M3D-CLIP's) instead of random init."""
+    embed_dim: int = 128
+    """Width of the shared image-text embedding space."""
+    input_norm: Literal["auto", "none"] = "auto"
+    """auto: standardise the frames with the mean and std of the first training volumes
+    while training (several times faster from scratch), folded into the patch embedding
+    of the saved tower, which takes raw frames like any mu2 tower. Off with vision_path."""
+    pool: Literal["mean", "meanmax"] = "meanmax"
+    """Pooling of the projected tokens over tokens and frames: mean, or mean and max
+    concatenated (max keeps a small lesion that a mean over 256 tokens dilutes)."""
+    text_width: int = 128
+    text_layers: int = 2
+    text_heads: int = 4
+    text_max_length: int = 160
+    """Report length cap in tokens (a tiny two-region report is about 60-110)."""
+    vocab_size: int = 1000
+    """BPE vocabulary of the text tower (merges stop earlier on a small corpus)."""
+    init_temperature: float = CLIP_INIT_TEMPERATURE
+    max_logit_scale: float = CLIP_MAX_LOGIT_SCALE
+    clip_weight: float = 1.0
+    """Weight of the symmetric InfoNCE loss (0: findings head only)."""
+    findings_weight: float = 1.0
+    """Weight of the auxiliary multi-label findings loss (0 or no findings: off)."""
+    findings_sides: bool = True
+    """Findings head also predicts left / right for lateral kinds."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("embed_dim", "text_width", "text_layers", "text_heads", "text_max_length"):
+            if getattr(self, name) < 1:
+                problems.append(f"model.{name} must be >= 1, got {getattr(self, name)}")
+        if self.text_width % max(self.text_heads, 1):
+            problems.append(
+                f"model.text_width {self.text_width} must be a multiple of text_heads "
+                f"{self.text_heads}"
+            )
+        if self.vocab_size < 300:
+            problems.append(f"model.vocab_size must be >= 300 (byte alphabet), got {self.vocab_size}")
+        if not 0 < self.init_temperature < 1:
+            problems.append(f"model.init_temperature must be in (0, 1), got {self.init_temperature}")
+        if self.max_logit_scale <= 1.0:
+            problems.append(f"model.max_logit_scale must be > 1, got {self.max_logit_scale}")
+        if self.clip_weight < 0 or self.findings_weight < 0:
+            problems.append("model.clip_weight and model.findings_weight must be >= 0")
+        if self.clip_weight == 0 and self.findings_weight == 0:
+            problems.append("model.clip_weight and model.findings_weight are both 0: nothing to learn")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    @property
+    def init_logit_scale(self) -> float:
+        return math.log(1.0 / self.init_temperature)
+
+
+@dataclass
+class ClipDataOptions:
+    """Unified JSONL splits (``mu2 data synth`` writes all three); one item per case."""
+
+    train: str = "runs/synth/train.jsonl"
+    val: str | None = "runs/synth/val.jsonl"
+    test: str | None = "runs/synth/test.jsonl"
+    """Split the probe reports on (zero-shot and linear-probe accuracy)."""
+    prep: str = "tiny"
+    """Volume preparation preset of ``mu2.preprocess.prep_config`` (tiny | paper)."""
+    augment: bool = True
+    augmentation: FindingsPreservingAugment = field(default_factory=FindingsPreservingAugment)
+    """Default: noise only (no rotation, flip or intensity shift, which change findings)."""
+    cache: Literal["memory", "disk", "none"] = "memory"
+    cache_dir: str | None = None
+    """With cache=disk: prepared volumes shared with SFT runs that use the same folder."""
+    num_workers: int = 0
+    max_val_cases: int = 64
+    limit: int | None = None
+    """Use only the first N training cases (quick runs)."""
+
+
+@dataclass
+class ProbeOptions:
+    """Zero-shot and linear-probe accuracy per finding kind, written next to the weights."""
+
+    enabled: bool = True
+    max_train_cases: int = 400
+    """Cases of the train split the linear probe is fitted on (feature extraction costs
+    one forward pass per case)."""
+    max_test_cases: int | None = None
+    prompts: int = 8
+    """Phrasings averaged per zero-shot prompt (CLIP's prompt ensembling)."""
+    c: float = 1.0
+    """Inverse L2 strength of the logistic regression."""
+    baseline: bool = True
+    """Also probe a randomly initialised vision tower of the same layout (what stage 0 buys)."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_train_cases < 4 or self.prompts < 1 or self.c <= 0:
+            raise ValueError("probe.max_train_cases >= 4, probe.prompts >= 1, probe.c > 0")
+
+
+@dataclass
+class ClipConfig(RunOptions):
+    """Stage 0: symmetric InfoNCE between volumes and their reports (learned temperature),
+    plus an auxiliary multi-label head on the structured findings."""
+
+    output_dir: str = "runs/clip-tiny"
+    batch_size: int = 16
+    save_every: int = 0
+    eval_every: int = 0
+    num_sample_reports: int = 0
+    model: ClipModelOptions = field(default_factory=ClipModelOptions)
+    data: ClipDataOptions = field(default_factory=ClipDataOptions)
+    optim: OptimOptions = field(default_factory=lambda: OptimOptions(lr=1e-3, weight_decay=0.05))
+    probe: ProbeOptions = field(default_factory=ProbeOptions)
+
+    def __post_init__(self) -> None:
+        problems = self._check_run()
+        if self.batch_size < 2:
+            problems.append("batch_size must be >= 2 (InfoNCE needs negatives in the batch)")
+        if problems:
+            raise ValueError("; ".join(problems))

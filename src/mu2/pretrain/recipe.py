@@ -1,0 +1,218 @@
+"""Stage 0 recipe: contrastive image-report pretraining of the vision tower.
+
+    mu2 train clip --config configs/clip/tiny.yaml [key=value ...]
+
+setup: one item per scan (:mod:`mu2.pretrain.cases`) written to ``<output_dir>/cases/``,
+a BPE tokenizer trained on the training reports, the stage-0 model
+(:func:`mu2.pretrain.clip.build_clip_model`), volumes prepared once and cached by the
+SFT data pipeline (:class:`mu2.train.dataset.CTCaseDataset`). train: the loop every mu2
+recipe shares (:class:`mu2.train.recipe.Recipe`: accelerate, warm-up + cosine,
+checkpoints and exact resume, metrics JSONL + TensorBoard, progress bar). save:
+``<output_dir>/final/vision.safetensors`` -- what ``model.vision_path`` of an SFT config
+loads, exactly as the paper config loads M3D-CLIP's ``pretrained_ViT.bin`` -- and the
+probe of the tower (``probe.json``, ``probe.md``) beside it.
+
+InfoNCE negatives are the other cases of the same micro-batch on the same process.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mu2.errors import Mu2Error
+from mu2.model.processing import Mu2Processor
+from mu2.preprocess import AugmentConfig, augment
+from mu2.pretrain.cases import Case, LabelSpace, read_cases, write_cases
+from mu2.pretrain.clip import build_clip_model, save_clip
+from mu2.pretrain.config import ClipConfig, ClipDataOptions
+from mu2.train.dataset import CTCaseDataset, prepare_fn
+from mu2.train.recipe import Recipe
+
+logger = logging.getLogger(__name__)
+
+CASES_DIR = "cases"
+NORM_STATS_CASES = 32  # volumes whose voxels give the input mean and std
+
+
+def frame_stats(dataset: CTCaseDataset, n: int) -> tuple[float, float]:
+    """Mean and standard deviation of the prepared (un-augmented) frames of the first n cases."""
+    total = total_sq = count = 0.0
+    for i in range(min(n, len(dataset))):
+        x = dataset.frames(i).double()  # (T, K, H, W)
+        total += float(x.sum())
+        total_sq += float((x * x).sum())
+        count += x.numel()
+    mean = total / count
+    return mean, max(total_sq / count - mean * mean, 1e-12) ** 0.5
+
+
+class ClipCollator:
+    """Items -> ``pixel_values`` (B, T, K, H, W), ``frame_mask`` (B, T), ``input_ids`` and
+    ``attention_mask`` (B, L) of the reports, ``labels`` (B, C) multi-hot findings."""
+
+    def __init__(self, tokenizer: Any, labels: LabelSpace, max_length: int):
+        self.tokenizer = tokenizer
+        self.labels = labels
+        self.max_length = max_length
+
+    def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        pixel_values, frame_mask = Mu2Processor.pad_frames([it["frames"] for it in items])
+        text = self.tokenizer(
+            [it["text"] for it in items],
+            padding=True,
+            truncation=True,
+            max_length=self.max_length,
+            return_tensors="pt",
+        )
+        batch = {
+            "pixel_values": pixel_values,
+            "frame_mask": frame_mask,
+            "input_ids": text["input_ids"],
+            "attention_mask": text["attention_mask"],
+        }
+        if len(self.labels):
+            batch["labels"] = torch.stack([self.labels.encode(it["findings"]) for it in items])
+        return batch
+
+
+def _augment_frames(frames: torch.Tensor, generator: torch.Generator, *, cfg: AugmentConfig) -> torch.Tensor:
+    return augment(frames, cfg, generator)
+
+
+def case_dataset(cases_jsonl: str | Path, data: ClipDataOptions, *, seed: int, train: bool) -> CTCaseDataset:
+    """The SFT data pipeline over case rows: prepared once, cached, augmented per draw."""
+    prep, key = prepare_fn(data.prep)
+    return CTCaseDataset(
+        cases_jsonl,
+        prep,
+        augment_fn=partial(_augment_frames, cfg=data.augmentation) if data.augment and train else None,
+        seed=seed,
+        cache=data.cache,
+        cache_dir=data.cache_dir,
+        cache_key=key,
+        required=("image", "text"),
+    )
+
+
+class ClipRecipe(Recipe):
+    stage = "clip"
+
+    def __init__(self, cfg: ClipConfig):
+        super().__init__(cfg)
+        self.cfg: ClipConfig = cfg
+
+    def _cases(self, split: str, jsonl: str, limit: int | None) -> Path:
+        """Case rows of one split, written once by the main process."""
+        path = self.output_dir / CASES_DIR / f"{split}.jsonl"
+        if self.accelerator.is_main_process:
+            write_cases(read_cases(jsonl, limit), path.with_suffix(".tmp")).replace(path)
+        self.accelerator.wait_for_everyone()
+        return path
+
+    def build(self):
+        from mu2.model.text import train_text_tokenizer
+
+        cfg, opts = self.cfg, self.cfg.model
+        cases = read_cases(cfg.data.train, cfg.data.limit)
+        if len(cases) < 2:
+            raise Mu2Error(
+                f"{len(cases)} training case(s)", path=cfg.data.train, fix="stage 0 needs >= 2 scans"
+            )
+        self.labels = (
+            LabelSpace.from_cases(cases, opts.findings_sides) if opts.findings_weight > 0 else LabelSpace([])
+        )
+        if opts.findings_weight > 0 and not len(self.labels):
+            logger.info("no structured findings in %s: findings head off", cfg.data.train)
+        self.tokenizer = train_text_tokenizer([c.text for c in cases], opts.vocab_size)
+        model = build_clip_model(
+            opts, len(self.tokenizer), self.tokenizer.pad_token_id, len(self.labels), seed=cfg.seed
+        )
+        # The classification head of the MONAI layout is never used (as in SFT).
+        model.vision.vit.classification_head.requires_grad_(False)
+        self.collate = ClipCollator(self.tokenizer, self.labels, opts.text_max_length)
+        train = case_dataset(
+            self._cases("train", cfg.data.train, cfg.data.limit), cfg.data, seed=cfg.seed, train=True
+        )
+        self.val = None
+        if cfg.data.val:
+            val_path = self._cases("val", cfg.data.val, cfg.data.max_val_cases)
+            self.val = case_dataset(val_path, cfg.data, seed=cfg.seed, train=False)
+        if opts.input_norm == "auto" and not opts.vision_path:
+            mean, std = frame_stats(train, NORM_STATS_CASES)
+            model.set_input_norm(mean, std)
+            logger.info("input standardisation from %d volumes: mean %.4f std %.4f",
+                        min(NORM_STATS_CASES, len(train)), mean, std)  # fmt: skip
+        logger.info("stage 0: %d training cases, findings labels %s", len(cases), self.labels.names)
+        return model, train, self.collate
+
+    def compute_loss(self, batch):
+        out = self.model(**batch)
+        extra = {
+            "clip_loss": out.clip_loss.detach(),
+            "findings_loss": out.findings_loss.detach(),
+            "logit_scale": out.logit_scale.detach(),
+        }
+        return out.loss, extra
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        """Val losses, image -> report retrieval top-1 and findings-head accuracy (all val
+        cases on every process: the val split is small and retrieval needs all of them)."""
+        if self.val is None or len(self.val) < 2:
+            return {}
+        acc = self.accelerator
+        model = acc.unwrap_model(self.model)
+        images, texts, logits, targets = [], [], [], []
+        size = self.run.batch_size
+        for start in range(0, len(self.val), size):
+            items = [self.val[i] for i in range(start, min(start + size, len(self.val)))]
+            batch = {k: v.to(acc.device) for k, v in self.collate(items).items()}
+            with acc.autocast():
+                out = model(**batch)
+            images.append(out.image_embeds.float())
+            texts.append(out.text_embeds.float())
+            if out.findings_logits is not None:
+                logits.append(out.findings_logits.float())
+                targets.append(batch["labels"])
+        image, text = torch.cat(images), torch.cat(texts)  # (V, E) each
+        scale = model.scale().float()
+        from mu2.pretrain.clip import clip_loss
+
+        values = {
+            "clip_loss": clip_loss(image, text, scale).item(),
+            "retrieval_top1": (image @ text.T).argmax(1).eq(torch.arange(len(image), device=image.device)).float().mean().item(),
+        }
+        if logits:
+            lg, tg = torch.cat(logits), torch.cat(targets)  # (V, C)
+            values["findings_loss"] = torch.nn.functional.binary_cross_entropy_with_logits(lg, tg).item()
+            values["findings_acc"] = (lg > 0).eq(tg > 0.5).float().mean().item()
+        return values
+
+    def save_model(self, unwrapped: torch.nn.Module, out: Path, state_dict: dict | None) -> None:
+        save_clip(unwrapped, self.tokenizer, self.labels, self.cfg.model, out, state_dict)
+
+
+def run_clip(cfg: ClipConfig) -> Path | None:
+    """Train stage 0 and probe the tower; return the final folder (None when stopped early)."""
+    recipe = ClipRecipe(cfg)
+    final = recipe.run_all()
+    if final is not None and recipe.is_main and cfg.probe.enabled and cfg.data.test:
+        from mu2.pretrain.probe import probe_folder
+
+        probe_folder(
+            final,
+            recipe.output_dir / CASES_DIR / "train.jsonl",
+            cfg.data.test,
+            cfg.data,
+            cfg.probe,
+            batch_size=cfg.batch_size,
+        )
+    return final
+
+
+__all__ = ["Case", "ClipCollator", "ClipRecipe", "case_dataset", "run_clip"]
