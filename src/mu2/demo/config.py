@@ -1,0 +1,223 @@
+"""What `mu2 demo` runs: one dataclass, two named profiles (``full`` and ``fast``).
+
+Every size, step count and case count of the demo lives here, named, so a reader can see
+what the 10-minute run (``full``) and the test-suite run (``fast``) do without reading
+the pipeline. Each stage section also takes ``overrides``: ``key=value`` strings for the
+stage's own recipe config (``ClipConfig``, ``SFTConfig``, ...), for anything not named.
+
+    mu2 demo                       # full profile
+    mu2 demo --fast                # fast profile (checks the code path, < 2 minutes)
+    mu2 demo --set sft.steps=300   # any field, dotted
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mu2.config import apply_overrides, from_dict, to_dict
+from mu2.errors import Mu2Error
+
+
+@dataclass
+class DataSection:
+    """Stage 1: the synthetic benchmark (`mu2 data synth`)."""
+
+    n: int = 1000
+    """Cases in all (train / val / test split by ``split``)."""
+    seed: int = 0
+    preset: str = "tiny"
+    """Findings preset of ``mu2.data.synth_config`` (tiny: large, learnable findings)."""
+    size: str = "tiny"
+    """Grid preset (tiny: 64 x 64 in-plane)."""
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    workers: int | None = None
+    """Generator processes (None: all cores)."""
+    overrides: list[str] = field(default_factory=list)
+    """``SynthConfig`` key=value overrides, e.g. prevalence=0.4."""
+
+
+@dataclass
+class ClipSection:
+    """Stage 0: contrastive image-report pretraining of the vision tower (+ findings head)."""
+
+    steps: int = 300
+    batch_size: int = 16
+    lr: float = 1e-3
+    probe_train_cases: int = 200
+    """Training cases the linear probe is fitted on (one forward pass each)."""
+    probe_baseline: bool = True
+    """Also probe a randomly initialised tower (what stage 0 buys)."""
+    overrides: list[str] = field(default_factory=list)
+    """``ClipConfig`` key=value overrides."""
+
+
+@dataclass
+class SFTSection:
+    """Stage 1: supervised fine-tuning on the stage-0 tower."""
+
+    steps: int = 300
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.05
+    min_lr_ratio: float = 0.05
+    """Cosine floor as a fraction of lr."""
+    freeze_vision: bool = True
+    """Keep the stage-0 tower fixed (training it end to end teaches only the template)."""
+    overrides: list[str] = field(default_factory=list)
+    """``SFTConfig`` key=value overrides (also used by the no-stage-0 ablation)."""
+
+
+@dataclass
+class PrefsSection:
+    """GREEN-ranked preference pairs from the SFT model (offline rules judge)."""
+
+    cases: int = 64
+    """Training report rows to sample for (a subset, so it fits the budget)."""
+    samples: int = 4
+    """Reports sampled per case (ref. code: 8)."""
+    temperature: float = 1.0
+    top_p: float = 0.9
+    max_new_tokens: int = 96
+    green_backend: str = "rules"
+    overrides: list[str] = field(default_factory=list)
+    """``PrefsConfig`` key=value overrides."""
+
+
+@dataclass
+class DPOSection:
+    """Stage 2: DPO on the pairs, policy and reference from the SFT model."""
+
+    steps: int = 30
+    batch_size: int = 8
+    lr: float = 5e-5
+    beta: float = 0.1
+    overrides: list[str] = field(default_factory=list)
+    """``DPOConfig`` key=value overrides."""
+
+
+@dataclass
+class EvalSection:
+    """Reports for the test split, scored by ``mu2.metrics.evaluate``."""
+
+    metrics: list[str] = field(
+        default_factory=lambda: ["bleu", "rouge", "meteor", "bertscore", "green"]
+    )
+    bootstrap: int = 1000
+    """Resamples for the 95% intervals."""
+    max_cases: int | None = None
+    """Score at most this many test reports (None: all)."""
+    batch_size: int = 16
+    """Reports generated per forward batch (greedy)."""
+    max_new_tokens: int = 96
+    green_backend: str = "rules"
+    missing_java: Literal["error", "skip"] = "skip"
+    """METEOR needs Java: skip it (with a note) rather than fail the demo."""
+
+
+@dataclass
+class ReportsSection:
+    """Reports with heat maps, NIfTI and FHIR for a few test cases and the real CT sample."""
+
+    cases: int = 3
+    real_ct: str = ""
+    """The real CT to report on; empty = the sample shipped with the repository (skipped,
+    with a note, when the package is installed without it)."""
+    max_new_tokens: int = 96
+
+
+PROFILE_NAMES: tuple[str, ...] = ("full", "fast")
+
+
+@dataclass
+class DemoConfig:
+    """The whole demo: data -> stage 0 -> SFT -> pairs -> DPO -> eval -> reports -> save."""
+
+    profile: str = "full"
+    model_name: str = "demo"
+    """Folder under ``$MU2_HOME/models`` the final model is saved to (``mu2 report``
+    loads ``demo`` by default)."""
+    seed: int = 0
+    device: Literal["auto", "cpu"] = "auto"
+    num_threads: int | None = None
+    """torch threads (None: torch's default, one per core)."""
+    prep: str = "tiny"
+    """Volume preparation preset of ``mu2.preprocess.prep_config`` for every stage."""
+    checkpoint_every: int = 100
+    """Training checkpoints every N steps (an interrupted demo resumes from them; 0: none)."""
+    tensorboard: bool = True
+    ablate_stage0: bool = False
+    """Also train SFT without the stage-0 tower (same budget) and score it per finding."""
+    data: DataSection = field(default_factory=DataSection)
+    clip: ClipSection = field(default_factory=ClipSection)
+    sft: SFTSection = field(default_factory=SFTSection)
+    prefs: PrefsSection = field(default_factory=PrefsSection)
+    dpo: DPOSection = field(default_factory=DPOSection)
+    eval: EvalSection = field(default_factory=EvalSection)
+    reports: ReportsSection = field(default_factory=ReportsSection)
+
+    def __post_init__(self) -> None:
+        problems = []
+        counts = {
+            "data.n": self.data.n,
+            "clip.steps": self.clip.steps,
+            "clip.batch_size": self.clip.batch_size,
+            "sft.steps": self.sft.steps,
+            "sft.batch_size": self.sft.batch_size,
+            "prefs.cases": self.prefs.cases,
+            "dpo.steps": self.dpo.steps,
+            "dpo.batch_size": self.dpo.batch_size,
+            "eval.batch_size": self.eval.batch_size,
+        }
+        problems += [f"{k} must be >= 1, got {v}" for k, v in counts.items() if v < 1]
+        if self.data.n < 10:
+            problems.append(
+                f"data.n must be >= 10 (train, val and test need cases), got {self.data.n}"
+            )
+        if self.clip.batch_size < 2:
+            problems.append("clip.batch_size must be >= 2 (InfoNCE needs negatives)")
+        if self.prefs.samples < 2:
+            problems.append(f"prefs.samples must be >= 2 to form a pair, got {self.prefs.samples}")
+        if self.reports.cases < 0:
+            problems.append(f"reports.cases must be >= 0, got {self.reports.cases}")
+        if not self.model_name or "/" in self.model_name or self.model_name.startswith("."):
+            problems.append(f"model_name must be a plain folder name, got {self.model_name!r}")
+        if problems:
+            raise Mu2Error("invalid demo config: " + "; ".join(problems))
+
+
+def full_profile() -> DemoConfig:
+    """The demo `make demo` runs: 2 CPU cores, under 10 minutes (benchmarks/demo.md)."""
+    return DemoConfig()
+
+
+def fast_profile() -> DemoConfig:
+    """Every stage on a handful of cases and steps: checks the code path (< 2 minutes)."""
+    return DemoConfig(
+        profile="fast",
+        model_name="demo-fast",
+        num_threads=1,
+        tensorboard=False,
+        checkpoint_every=0,
+        data=DataSection(n=24, workers=1),
+        clip=ClipSection(steps=3, batch_size=4, probe_train_cases=8, probe_baseline=False),
+        # Enough steps for the model to write words, so GREEN ranks samples and DPO has pairs.
+        sft=SFTSection(steps=40, batch_size=4, lr=3e-3),
+        prefs=PrefsSection(cases=6, samples=4, max_new_tokens=24),
+        dpo=DPOSection(steps=1, batch_size=2),
+        eval=EvalSection(bootstrap=20, max_cases=6, max_new_tokens=48, batch_size=6),
+        reports=ReportsSection(cases=1, max_new_tokens=24),
+    )
+
+
+PROFILES = {"full": full_profile, "fast": fast_profile}
+
+
+def make_demo_config(profile: str = "full", overrides: list[str] | None = None) -> DemoConfig:
+    """A profile plus dotted ``key=value`` overrides (``sft.steps=200``)."""
+    if profile not in PROFILES:
+        raise Mu2Error(f"unknown demo profile '{profile}'", fix=f"use one of {', '.join(PROFILES)}")
+    data: dict[str, Any] = to_dict(PROFILES[profile]())
+    data = apply_overrides(data, list(overrides or []))
+    return from_dict(DemoConfig, data, where="demo config")

@@ -1,0 +1,509 @@
+"""`mu2 demo`: from nothing to a trained, evaluated, saved embedded model, in stages.
+
+    data -> stage 0 (vision pretraining) -> SFT [-> SFT without stage 0] -> preference
+    pairs -> DPO -> evaluation on the test split -> save to $MU2_HOME/models/<name> ->
+    example reports with heat maps -> summary
+
+Every stage calls the library's own entry point (``synthesize``, ``run_clip``,
+``run_sft``, ``build_pairs``, ``run_dpo``, ``evaluate``, ``ReportGenerator``); this module
+only wires their configs together and keeps the bookkeeping (:mod:`mu2.demo.stages`):
+a second run reuses every stage whose config is unchanged, unless ``force``.
+
+Layout of the output folder (default ``$MU2_HOME/demo/<profile>``)::
+
+    data/synth/  synthetic benchmark (images/, gt/, train/val/test.jsonl)
+    clip/        stage 0: final/vision.safetensors, probe.md
+    sft/ dpo/    training runs (final/ = the model), sft-no-stage0/ with the ablation
+    prefs/       pairs.jsonl
+    eval/<model>/ predictions.jsonl, metrics.json, table.md, per_case.jsonl
+    examples/<case>/ report.txt, report.json, heatmap.png, heatmap.nii.gz, fhir.json
+    cache/       prepared volumes shared by all stages
+    summary.md demo.json
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mu2.config import apply_overrides, from_dict, to_dict
+from mu2.demo.config import DemoConfig
+from mu2.demo.stages import StageRecord, StageRunner, cpu_seconds
+from mu2.demo.summary import summary_markdown, target_check
+from mu2.errors import Mu2Error
+from mu2.generate.home import HOME_ENV, mu2_home
+
+log = logging.getLogger(__name__)
+
+FINAL = "final"
+SUMMARY_MD = "summary.md"
+DEMO_JSON = "demo.json"
+PROVENANCE_FILE = "mu2_demo.json"
+# Row names of the result tables.
+SFT_NAME, DPO_NAME, SCRATCH_NAME = "SFT", "SFT+DPO", "SFT without stage 0"
+
+
+@dataclass
+class DemoPaths:
+    """Where the demo writes; the final model goes to ``home/models/<model_name>``."""
+
+    root: Path
+    home: Path
+    model_name: str
+
+    @property
+    def data(self) -> Path:
+        """Stage folder; the data set itself is in ``synth/`` (synthesize wants its own)."""
+        return self.root / "data"
+
+    @property
+    def synth(self) -> Path:
+        return self.root / "data" / "synth"
+
+    @property
+    def clip(self) -> Path:
+        return self.root / "clip"
+
+    @property
+    def sft(self) -> Path:
+        return self.root / "sft"
+
+    @property
+    def scratch(self) -> Path:
+        return self.root / "sft-no-stage0"
+
+    @property
+    def prefs(self) -> Path:
+        return self.root / "prefs"
+
+    @property
+    def dpo(self) -> Path:
+        return self.root / "dpo"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / "eval"
+
+    @property
+    def save(self) -> Path:
+        return self.root / "save"
+
+    @property
+    def examples(self) -> Path:
+        return self.root / "examples"
+
+    @property
+    def cache(self) -> Path:
+        """Prepared volumes, shared by every stage (keyed by file and preparation)."""
+        return self.root / "cache" / "prep"
+
+    @property
+    def model(self) -> Path:
+        return self.home / "models" / self.model_name
+
+
+@dataclass
+class DemoResult:
+    paths: DemoPaths
+    records: list[StageRecord]
+    results: dict[str, dict[str, Any]]  # table row name -> metrics.json
+    kinds: list[str]
+    summary: str
+    places: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def target_met(self) -> bool:
+        """The issue-10 target, for the final model (SFT+DPO, else SFT)."""
+        final = self.results.get(DPO_NAME) or self.results.get(SFT_NAME)
+        return final is not None and target_check(final, self.kinds).met
+
+
+def _build(cls: type, values: dict[str, Any], overrides: list[str], where: str) -> Any:
+    """A recipe config from the demo's values plus the section's key=value overrides."""
+    return from_dict(cls, apply_overrides(values, overrides), where=where)
+
+
+# Settings that change how fast a stage runs, not what it produces: left out of the hash,
+# so that e.g. another thread count reuses the finished stages.
+SPEED_ONLY_KEYS = ("num_threads", "tensorboard")
+
+
+def _material(cfg: Any) -> dict[str, Any]:
+    """What decides a stage's output: its recipe config without the speed-only settings."""
+    return {k: v for k, v in to_dict(cfg).items() if k not in SPEED_ONLY_KEYS}
+
+
+class DemoPipeline:
+    """The stages of one demo run (see the module docstring)."""
+
+    def __init__(
+        self, cfg: DemoConfig, paths: DemoPaths, force: bool, echo: Callable[[str], None]
+    ) -> None:
+        self.cfg = cfg
+        self.paths = paths
+        self.notes: list[str] = []
+        total = 9 + (2 if cfg.ablate_stage0 else 0)
+        self.runner = StageRunner(total, force, echo)
+
+    def _run_options(self, out: Path) -> dict[str, Any]:
+        c = self.cfg
+        return {
+            "output_dir": str(out),
+            "seed": c.seed,
+            "device": c.device,
+            "num_threads": c.num_threads,
+            "tensorboard": c.tensorboard,
+            "resume": "auto",
+            "eval_every": 0,
+            "save_every": c.checkpoint_every,
+        }
+
+    # ---- stages ------------------------------------------------------------------------
+    def data(self) -> StageRecord:
+        from mu2.data.synth import synthesize
+        from mu2.data.synth_config import config_dict, make_config
+
+        d = self.cfg.data
+        synth = make_config(d.preset, d.size, overrides=[*d.overrides, f"split={list(d.split)}"])
+        out = self.paths.synth
+
+        def run() -> dict[str, Any]:
+            manifest = synthesize(
+                out, d.n, d.seed, synth, workers=d.workers, preset=d.preset, size=d.size
+            )
+            splits = ", ".join(f"{k} {v['cases']}" for k, v in manifest["splits"].items())
+            return {
+                "manifest_path": str(out / "manifest.json"),
+                "kinds": list(synth.kinds),
+                "note": f"{d.n} cases ({splits})",
+            }
+
+        material = {"n": d.n, "seed": d.seed, "synth": config_dict(synth)}
+        return self.runner.run("data", "synthetic benchmark", self.paths.data, material, run)
+
+    def _data_file(self, split: str) -> str:
+        return str(self.paths.synth / f"{split}.jsonl")
+
+    def clip(self) -> StageRecord:
+        from mu2.pretrain.config import ClipConfig
+        from mu2.pretrain.recipe import run_clip
+
+        c = self.cfg.clip
+        values = {
+            **self._run_options(self.paths.clip),
+            "max_steps": c.steps,
+            "batch_size": c.batch_size,
+            "optim": {"lr": c.lr},
+            "data": {
+                "train": self._data_file("train"),
+                "val": self._data_file("val"),
+                "test": self._data_file("test"),
+                "prep": self.cfg.prep,
+                "cache": "disk",
+                "cache_dir": str(self.paths.cache),
+            },
+            "probe": {"max_train_cases": c.probe_train_cases, "baseline": c.probe_baseline},
+        }
+        cfg = _build(ClipConfig, values, c.overrides, "clip")
+
+        def run() -> dict[str, Any]:
+            final = run_clip(cfg)
+            if final is None:
+                raise Mu2Error("stage 0 stopped early", fix="drop stop_after from clip.overrides")
+            return {"vision_path": str(final / "vision.safetensors"), "final_dir": str(final)}
+
+        return self.runner.run(
+            "clip", "stage 0: vision pretraining", self.paths.clip, _material(cfg), run, ("data",)
+        )
+
+    def sft(self, vision: str | None, scratch: bool = False) -> StageRecord:
+        from mu2.train.config import SFTConfig
+        from mu2.train.sft import run_sft
+
+        s = self.cfg.sft
+        out = self.paths.scratch if scratch else self.paths.sft
+        values = {
+            **self._run_options(out),
+            "max_steps": s.steps,
+            "batch_size": s.batch_size,
+            "optim": {"lr": s.lr, "weight_decay": s.weight_decay,
+                      "warmup_ratio": s.warmup_ratio, "min_lr_ratio": s.min_lr_ratio},
+            "model": {"size": "tiny", "vision_path": vision,
+                      "freeze_vision": s.freeze_vision and not scratch},
+            "data": {"train": self._data_file("train"), "val": self._data_file("val"),
+                     "prep": self.cfg.prep, "cache": "disk", "cache_dir": str(self.paths.cache)},
+        }  # fmt: skip
+        cfg = _build(SFTConfig, values, s.overrides, "sft")
+
+        def run() -> dict[str, Any]:
+            final = run_sft(cfg)
+            if final is None:
+                raise Mu2Error("SFT stopped early", fix="drop stop_after from sft.overrides")
+            return {"final_dir": str(final)}
+
+        name, title = (
+            ("sft-scratch", "SFT without stage 0 (ablation)") if scratch else ("sft", "SFT")
+        )
+        upstream = ("data",) if scratch else ("data", "clip")
+        return self.runner.run(name, title, out, _material(cfg), run, upstream)
+
+    def prefs(self, sft_final: str) -> StageRecord:
+        from mu2.train.config import PrefsConfig
+        from mu2.train.prefs import build_pairs
+
+        p = self.cfg.prefs
+        out = self.paths.prefs / "pairs.jsonl"
+        values = {
+            "model": sft_final, "data": self._data_file("train"), "out": str(out),
+            "n": p.samples, "temperature": p.temperature, "top_p": p.top_p, "seed": self.cfg.seed,
+            "green_backend": p.green_backend, "max_new_tokens": p.max_new_tokens,
+            "prep": self.cfg.prep, "limit": p.cases, "device": self.cfg.device,
+            "num_threads": self.cfg.num_threads,
+        }  # fmt: skip
+        cfg = _build(PrefsConfig, values, p.overrides, "prefs")
+
+        def run() -> dict[str, Any]:
+            summary = build_pairs(cfg)
+            pairs = (
+                sum(1 for line in out.read_text().splitlines() if line.strip())
+                if out.is_file()
+                else 0
+            )
+            skipped = ", ".join(f"{k} {v}" for k, v in sorted(summary.skipped.items())) or "none"
+            return {"pairs_path": str(out) if pairs else "", "pairs": pairs,
+                    "note": f"{pairs} pairs of {summary.total} cases (skipped: {skipped}); "
+                            f"judge: {summary.judge}"}  # fmt: skip
+
+        return self.runner.run(
+            "prefs",
+            "preference pairs (GREEN-ranked)",
+            self.paths.prefs,
+            _material(cfg),
+            run,
+            ("sft",),
+        )
+
+    def dpo(self, sft_final: str, pairs: str) -> StageRecord:
+        from mu2.train.config import DPOConfig
+        from mu2.train.dpo import run_dpo
+
+        d = self.cfg.dpo
+        values = {
+            **self._run_options(self.paths.dpo),
+            "max_steps": d.steps, "batch_size": d.batch_size, "beta": d.beta,
+            "optim": {"lr": d.lr},
+            "model": {"sft_model": sft_final},
+            "data": {"train": pairs, "val": None, "prep": self.cfg.prep, "cache": "disk",
+                     "cache_dir": str(self.paths.cache)},
+        }  # fmt: skip
+        cfg = _build(DPOConfig, values, d.overrides, "dpo")
+
+        def run() -> dict[str, Any]:
+            final = run_dpo(cfg)
+            if final is None:
+                raise Mu2Error("DPO stopped early", fix="drop stop_after from dpo.overrides")
+            return {"final_dir": str(final)}
+
+        return self.runner.run("dpo", "DPO", self.paths.dpo, _material(cfg), run, ("sft", "prefs"))
+
+    def evaluate(self, model_stage: str, model_dir: str, name: str) -> StageRecord:
+        from mu2.demo.predict import PREDICTIONS_FILE, predict_test, score
+
+        e = self.cfg.eval
+        out = self.paths.eval / model_stage
+
+        def run() -> dict[str, Any]:
+            rows = predict_test(
+                model_dir, self._data_file("test"), out / PREDICTIONS_FILE,
+                cache_dir=self.paths.cache, batch_size=e.batch_size,
+                max_new_tokens=e.max_new_tokens, max_cases=e.max_cases,
+                device=self.cfg.device, label=f"test reports ({name})",
+            )  # fmt: skip
+            result = score(
+                rows, out, name=name, metrics=e.metrics, bootstrap=e.bootstrap,
+                green_backend=e.green_backend, missing_java=e.missing_java,
+                seed=self.cfg.seed, device=self.cfg.device,
+            )  # fmt: skip
+            pf = result.per_finding
+            note = f"{result.n} test reports"
+            if pf is not None:
+                note += f"; distinct {pf.distinct_share:.2f}, finding F1 {pf.f1:.2f}"
+            return {"metrics_path": str(out / "metrics.json"), "table_path": str(out / "table.md"),
+                    "name": name, "note": note}  # fmt: skip
+
+        material = {"eval": to_dict(e), "model": model_dir, "test": self._data_file("test")}
+        return self.runner.run(
+            f"eval-{model_stage}", f"evaluate {name} on the test split", out, material, run,
+            (model_stage, "data"),
+        )  # fmt: skip
+
+    def save(self, source_stage: str, source: str) -> StageRecord:
+        dest = self.paths.model
+
+        def run() -> dict[str, Any]:
+            tmp = dest.with_name(dest.name + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copytree(source, tmp)
+            (tmp / PROVENANCE_FILE).write_text(
+                json.dumps({"profile": self.cfg.profile, "source": source,
+                            "demo_output": str(self.paths.root)}, indent=1) + "\n"
+            )  # fmt: skip
+            shutil.rmtree(dest, ignore_errors=True)
+            tmp.replace(dest)
+            return {"model_dir": str(dest), "note": f"from {source_stage}"}
+
+        return self.runner.run(
+            "save", f"save the final model to {dest}", self.paths.save,
+            {"source": source, "dest": str(dest)}, run, (source_stage,),
+        )  # fmt: skip
+
+    def examples(self) -> StageRecord:
+        from mu2.demo.examples import ExampleCase, find_real_ct, pick_test_cases, write_examples
+
+        r = self.cfg.reports
+        cases = pick_test_cases(Path(self._data_file("test")), r.cases)
+        real = find_real_ct(r.real_ct)
+        if r.real_ct and (real is None or not real.is_file()):
+            raise Mu2Error("reports.real_ct not found", path=r.real_ct, fix="pass an existing CT")
+        if real is None:
+            self.notes.append(
+                "real CT sample not found (the package is installed without the repository's "
+                "tests/data): its example report was skipped"
+            )
+        else:
+            cases.append(ExampleCase("real_ct", real))
+
+        def run() -> dict[str, Any]:
+            written = write_examples(
+                self.paths.model, cases, self.paths.examples, r.max_new_tokens, self.cfg.device
+            )
+            return {"cases": written, "examples_dir": str(self.paths.examples),
+                    "note": f"{len(written)} scans"}  # fmt: skip
+
+        material = {"reports": to_dict(r), "cases": [str(c.image) for c in cases]}
+        return self.runner.run(
+            "examples", "example reports with heat maps", self.paths.examples, material, run,
+            ("save", "data"),
+        )  # fmt: skip
+
+    # ---- the whole run -------------------------------------------------------------------
+    def run(self) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        data = self.data()
+        kinds = list(data.outputs["kinds"])
+        clip = self.clip()
+        sft = self.sft(clip.outputs["vision_path"])
+        scratch = self.sft(None, scratch=True) if self.cfg.ablate_stage0 else None
+        prefs = self.prefs(sft.outputs["final_dir"])
+        final_stage, final_dir = "sft", sft.outputs["final_dir"]
+        if prefs.outputs.get("pairs", 0) > 0:
+            dpo = self.dpo(sft.outputs["final_dir"], prefs.outputs["pairs_path"])
+            final_stage, final_dir = "dpo", dpo.outputs["final_dir"]
+        else:
+            self.runner.skip("dpo", "DPO", "no preference pairs (every case skipped)")
+            self.notes.append("DPO skipped: no preference pairs; the saved model is the SFT model")
+        evals = [self.evaluate("sft", sft.outputs["final_dir"], SFT_NAME)]
+        if final_stage == "dpo":
+            evals.append(self.evaluate("dpo", final_dir, DPO_NAME))
+        else:
+            self.runner.skip("eval-dpo", f"evaluate {DPO_NAME}", "no DPO model")
+        if scratch is not None:
+            evals.append(self.evaluate("sft-scratch", scratch.outputs["final_dir"], SCRATCH_NAME))
+        self.save(final_stage, final_dir)
+        self.examples()
+        results = {}
+        for rec in evals:
+            metrics = json.loads(Path(rec.outputs["metrics_path"]).read_text())
+            results[rec.outputs["name"]] = metrics
+            if "meteor" in self.cfg.eval.metrics and "meteor" not in metrics.get("labels", {}):
+                self.notes.append(f"{rec.outputs['name']}: METEOR skipped (no Java runtime found)")
+        return results, kinds
+
+
+def default_out(home: Path, profile: str) -> Path:
+    return home / "demo" / profile
+
+
+def run_demo(
+    cfg: DemoConfig,
+    out: str | Path | None = None,
+    home: str | Path | None = None,
+    force: bool = False,
+    echo: Callable[[str], None] = log.info,
+) -> DemoResult:
+    """Run (or reuse) every stage, then write ``summary.md`` and ``demo.json``."""
+    home_dir = Path(home).expanduser() if home is not None else mu2_home()
+    root = Path(out).expanduser() if out is not None else default_out(home_dir, cfg.profile)
+    paths = DemoPaths(root.absolute(), home_dir.absolute(), cfg.model_name)
+    paths.root.mkdir(parents=True, exist_ok=True)
+    (paths.root / "demo_config.json").write_text(json.dumps(to_dict(cfg), indent=1) + "\n")
+    threads = torch.get_num_threads()
+    wall0, cpu0 = time.perf_counter(), cpu_seconds()
+    pipeline = DemoPipeline(cfg, paths, force, echo)
+    try:
+        if cfg.num_threads:
+            torch.set_num_threads(cfg.num_threads)
+        results, kinds = pipeline.run()
+    finally:
+        torch.set_num_threads(threads)
+    wall, cpu = time.perf_counter() - wall0, cpu_seconds() - cpu0
+    places = _places(paths, pipeline.runner.records, home is not None)
+    summary = summary_markdown(
+        profile=cfg.profile, places=places, results=results, kinds=kinds,
+        records=pipeline.runner.records, total_wall_s=wall, total_cpu_s=cpu,
+        notes=pipeline.notes,
+    )  # fmt: skip
+    (paths.root / SUMMARY_MD).write_text(summary)
+    result = DemoResult(paths, pipeline.runner.records, results, kinds, summary, places,
+                        pipeline.notes)  # fmt: skip
+    (paths.root / DEMO_JSON).write_text(
+        json.dumps(
+            {
+                "profile": cfg.profile,
+                "total_wall_s": round(wall, 2),
+                "total_cpu_s": round(cpu, 2),
+                "stages": [r.to_dict() for r in pipeline.runner.records],
+                "places": places,
+                "target_met": result.target_met,
+                "kinds": kinds,
+                "notes": pipeline.notes,
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    return result
+
+
+def _places(paths: DemoPaths, records: list[StageRecord], custom_home: bool) -> dict[str, str]:
+    out = {r.name: r.outputs for r in records}
+    places = {"demo output": str(paths.root), "data": str(paths.synth)}
+    if "clip" in out:
+        places["stage-0 tower"] = out["clip"].get("vision_path", "")
+        places["stage-0 probe"] = str(Path(out["clip"].get("final_dir", "")) / "probe.md")
+    for name, label in (("sft", "SFT model"), ("sft-scratch", "SFT model without stage 0"),
+                        ("dpo", "DPO model")):  # fmt: skip
+        if out.get(name, {}).get("final_dir"):
+            places[label] = out[name]["final_dir"]
+    if out.get("prefs", {}).get("pairs_path"):
+        places["preference pairs"] = out["prefs"]["pairs_path"]
+    for name, outputs in out.items():
+        if name.startswith("eval-") and outputs.get("table_path"):
+            places[f"metrics ({outputs['name']})"] = str(Path(outputs["table_path"]).parent)
+    for case, files in out.get("examples", {}).get("cases", {}).items():
+        places[f"report {case}"] = str(Path(files["report_path"]).parent)
+    places["final model"] = str(paths.model)
+    places["summary"] = str(paths.root / SUMMARY_MD)
+    env = f"{HOME_ENV}={paths.home} " if custom_home else ""
+    places["next"] = f"{env}mu2 report SCAN --heatmap h.png --fhir r.json" + (
+        "" if paths.model.name == "demo" else f" --model {paths.model}"
+    )
+    return places

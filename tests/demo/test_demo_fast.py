@@ -1,0 +1,146 @@
+"""`mu2 demo --fast` end to end in a temporary $MU2_HOME: every stage, every artefact, the
+printed tables read from the metrics files, and a second run that reuses every stage."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from mu2.demo.summary import TABLE_COLUMNS, target_check
+
+# The stages of the fast profile, in order (no ablation).
+STAGES = ("data", "clip", "sft", "prefs", "dpo", "eval-sft", "eval-dpo", "save", "examples")
+
+
+def _run_demo(home: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "MU2_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "mu2.cli.main", "demo", "--fast", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+@pytest.fixture(scope="module")
+def demo_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    home = tmp_path_factory.mktemp("mu2home")
+    first = _run_demo(home)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = _run_demo(home)
+    assert second.returncode == 0, second.stderr[-3000:]
+    return home, first.stdout, second.stdout
+
+
+def _table_rows(text: str, first_cell: str, width: int | None = None) -> list[list[str]]:
+    """Markdown table rows whose first cell is ``first_cell`` (and with ``width`` cells)."""
+    rows = []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and cells[0] == first_cell and width in (None, len(cells)):
+            rows.append(cells)
+    return rows
+
+
+def test_every_artefact_exists(demo_runs: tuple[Path, str, str]) -> None:
+    home, _, _ = demo_runs
+    out = home / "demo" / "fast"
+    for split in ("train", "val", "test"):
+        assert (out / "data" / "synth" / f"{split}.jsonl").stat().st_size > 0
+    assert (out / "clip" / "final" / "vision.safetensors").is_file()
+    assert (out / "clip" / "final" / "probe.md").is_file()
+    for stage in ("sft", "dpo"):
+        assert (out / stage / "final" / "config.json").is_file()
+        assert (out / stage / "final" / "loss_curve.png").is_file()
+    assert (out / "prefs" / "pairs.jsonl").stat().st_size > 0
+    for stage in ("sft", "dpo"):
+        for name in ("predictions.jsonl", "metrics.json", "table.md", "per_case.jsonl"):
+            assert (out / "eval" / stage / name).is_file(), (stage, name)
+    model = home / "models" / "demo-fast"
+    assert (model / "config.json").is_file()
+    assert json.loads((model / "mu2_demo.json").read_text())["source"].endswith("dpo/final")
+    demo = json.loads((out / "demo.json").read_text())
+    assert [s["name"] for s in demo["stages"]] == list(STAGES)
+    assert all(s["status"] == "reused" for s in demo["stages"])  # demo.json of the 2nd run
+    assert all(s["first_run_wall_s"] > 0 for s in demo["stages"])
+    assert (out / "summary.md").is_file()
+    for folder in ("data", "clip", "sft", "prefs", "dpo", "save", "examples"):
+        assert json.loads((out / folder / "done.json").read_text())["hash"]
+
+
+def test_example_reports_with_heat_maps(demo_runs: tuple[Path, str, str], real_ct_path) -> None:
+    home, _, _ = demo_runs
+    examples = home / "demo" / "fast" / "examples"
+    cases = sorted(p.name for p in examples.iterdir() if p.is_dir())
+    assert "real_ct" in cases and len(cases) == 2  # one test case (fast) + the real CT
+    for case in cases:
+        for name in ("report.txt", "report.json", "heatmap.png", "heatmap.nii.gz", "fhir.json"):
+            assert (examples / case / name).stat().st_size > 0, (case, name)
+        fhir = json.loads((examples / case / "fhir.json").read_text())
+        assert fhir["resourceType"] == "DiagnosticReport" and fhir["presentedForm"]
+    source = nib.load(real_ct_path)
+    heat = nib.load(examples / "real_ct" / "heatmap.nii.gz")
+    assert heat.shape == source.shape
+    np.testing.assert_allclose(heat.affine, source.affine, atol=1e-4)
+    assert np.nanmax(heat.get_fdata()) > 0
+
+
+def test_printed_tables_come_from_metrics_files(demo_runs: tuple[Path, str, str]) -> None:
+    home, stdout, _ = demo_runs
+    out = home / "demo" / "fast"
+    kinds = json.loads((out / "demo.json").read_text())["kinds"]
+    metrics = {
+        "SFT": json.loads((out / "eval" / "sft" / "metrics.json").read_text()),
+        "SFT+DPO": json.loads((out / "eval" / "dpo" / "metrics.json").read_text()),
+    }
+    assert "GREEN (offline rules judge)" in stdout and "BERTScore (MiniLM-L6 backbone)" in stdout
+    for name, m in metrics.items():
+        (row,) = _table_rows(stdout, f"{name} (n={m['n']})")
+        expected = [
+            f"{m['overall'][k]:.3f}" if k in m["overall"] else "-" for k in TABLE_COLUMNS.values()
+        ]
+        assert row[1:] == expected
+        assert all(
+            k in m["overall"] for k in ("bleu1", "bleu4", "rougeL_coco", "bertscore", "green")
+        )
+    # Per-finding table: one row per kind of the preset, acc / sens / spec of both models.
+    for kind in kinds:
+        (row,) = _table_rows(stdout, kind)
+        cells = row[2:]
+        for i, m in enumerate(metrics.values()):
+            score = m["per_finding"]["kinds"][kind]
+            want = [
+                "-" if score[k] is None else f"{score[k]:.3f}"
+                for k in ("accuracy", "sensitivity", "specificity")
+            ]
+            assert cells[3 * i : 3 * i + 3] == want, kind
+    for name, m in metrics.items():
+        per_finding_section = stdout[stdout.index("## Per-finding") :]
+        (row,) = _table_rows(per_finding_section, name, width=5)
+        pf = m["per_finding"]
+        assert row[3] == f"{pf['differs_from_most_common_share']:.3f}"
+        assert row[4] == ("met" if target_check(m, kinds).met else "not met")
+
+
+def test_second_run_reuses_every_stage(demo_runs: tuple[Path, str, str]) -> None:
+    _, first, second = demo_runs
+    pattern = r"\[\d+/\d+\] (.+?): (reused|done in|skipped)"
+    ran, reused = re.findall(pattern, first), re.findall(pattern, second)
+    assert len(ran) == len(reused) == len(STAGES)
+    assert all(status == "done in" for _, status in ran), ran
+    assert all(status == "reused" for _, status in reused), reused
+
+    # Same numbers printed from the same files.
+    def tables(text: str) -> str:
+        return text[text.index("## Report generation") :]
+
+    assert tables(first) == tables(second)
