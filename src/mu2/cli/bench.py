@@ -1,0 +1,145 @@
+"""``mu2 bench``: the paper's tables on the embedded benchmark.
+
+mu2 bench ablation [--quick] [--seeds 3] [--presets spp,perceiver,...,mu2] [--dpo]
+                   [--data procedural|real|both] [--out DIR] [--set key=value ...]
+mu2 bench table --out DIR        # rebuild table.md / plots from the metrics files
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+
+from mu2.errors import Mu2Error
+
+_EXTRA = {"help_option_names": ["-h", "--help"]}
+
+
+def _read_yaml(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    if not path.is_file():
+        raise Mu2Error("config file not found", path=str(path), fix="pass an existing YAML file")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError:
+        raise Mu2Error("not valid YAML", path=str(path)) from None
+    if not isinstance(data, dict):
+        raise Mu2Error("config must be a YAML mapping of AblationConfig fields", path=str(path))
+    return data
+
+
+def resolve_config(
+    config: Path | None, flags: dict[str, Any], overrides: list[str], quick: bool
+) -> Any:
+    """Defaults <- --quick values (fields not set otherwise) <- YAML <- flags <- --set."""
+    from mu2.bench.config import AblationConfig, quick_values
+    from mu2.config import apply_overrides, from_dict
+
+    data = _read_yaml(config)
+    given = {k: v for k, v in flags.items() if v is not None}
+    explicit = set(data) | set(given) | {o.split("=", 1)[0].split(".")[0] for o in overrides}
+    base = quick_values(explicit) if quick else {}
+    merged = apply_overrides({**base, **data, **given}, overrides)
+    return from_dict(AblationConfig, merged, where=str(config) if config else "bench ablation")
+
+
+def _configure_logging(quiet: bool) -> None:
+    logging.basicConfig(
+        level=logging.WARNING if quiet else logging.INFO,
+        format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("accelerate", "httpx", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def register(app: typer.Typer) -> None:
+    bench = typer.Typer(
+        help="Benchmarks: the paper's Table 1 / Table 2 analogues on the embedded benchmark.",
+        no_args_is_help=True,
+    )
+    app.add_typer(bench, name="bench")
+
+    @bench.command("ablation", context_settings=_EXTRA)
+    def ablation(
+        quick: bool = typer.Option(
+            False, "--quick", help="1 seed, 16 cases, 2 steps, linvt and mu2 (a smoke run)."
+        ),
+        seeds: int | None = typer.Option(None, "--seeds", help="Seeds per row (default 3)."),
+        presets: str | None = typer.Option(
+            None,
+            "--presets",
+            help="Comma list (default spp,perceiver,linvt,linvt+rpe,linvt+dts,linvt+dmtp,mu2).",
+        ),
+        dpo: bool | None = typer.Option(
+            None, "--dpo/--no-dpo", help="Add the mu2 + DPO row (default on)."
+        ),
+        data: str | None = typer.Option(
+            None, "--data", help="procedural | real | both (default both)."
+        ),
+        out: Path | None = typer.Option(
+            None, "--out", help="Output folder (default runs/bench-ablation); resumes."
+        ),
+        metrics: str | None = typer.Option(
+            None, "--metrics", help="Comma list of bleu,rouge,meteor,bertscore,green (all)."
+        ),
+        config: Path | None = typer.Option(
+            None, "--config", "-c", help="YAML of AblationConfig fields."
+        ),
+        overrides: list[str] = typer.Option(
+            [], "--set", help="key=value of AblationConfig, e.g. sft_steps=200 (repeatable)."
+        ),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="Warnings only, no bars."),
+    ) -> None:
+        """Train every preset with one budget, score the reports, write the tables."""
+        flags = {
+            "seeds": seeds,
+            "presets": presets.split(",") if presets else None,
+            "dpo": dpo,
+            "data": data,
+            "out": str(out) if out is not None else None,
+            "metrics": metrics.split(",") if metrics else None,
+        }
+        cfg = resolve_config(config, flags, overrides, quick)
+        _configure_logging(quiet)
+        from mu2.bench.ablation import run_ablation
+
+        result = run_ablation(cfg, progress=not quiet)
+        print(result.files["table"].read_text(), end="")
+        for key, reason in result.skipped.items():
+            print(f"note: {key}: {reason}")
+        print("wrote " + ", ".join(str(p) for p in result.files.values()))
+
+    @bench.command("table", context_settings=_EXTRA)
+    def table(
+        out: Path = typer.Option(..., "--out", help="An ablation output folder."),
+    ) -> None:
+        """Rebuild table.md, table.csv, results.json and the plots from the metrics files."""
+        from mu2.bench.config import AblationConfig
+        from mu2.bench.plot import plot_ablation
+        from mu2.bench.table import build_tables, write_tables
+        from mu2.config import load_config
+
+        if not (out / "config.json").is_file():
+            raise Mu2Error(
+                "not an ablation output folder (no config.json)",
+                path=str(out),
+                fix="pass the --out of a `mu2 bench ablation` run",
+            )
+        cfg = load_config(AblationConfig, out / "config.json")
+        tables = build_tables(out, cfg)
+        files = write_tables(tables, out)
+        files.update(plot_ablation(tables, out))
+        print(files["table"].read_text(), end="")
+        print("wrote " + ", ".join(str(p) for p in files.values()))
+
+    _ = (ablation, table)
