@@ -64,11 +64,32 @@ def pool_tokens(tokens: torch.Tensor, frame_mask: torch.Tensor, mode: str) -> to
     return torch.cat([mean, peak], dim=-1)  # (B, 2W)
 
 
+def patch_histograms(frames: torch.Tensor, patch: tuple[int, int, int], bins: int) -> torch.Tensor:
+    """frames (F, 1, K, H, W) in [0, 1] -> (F, N0, bins): the share of each patch's voxels
+    in each of ``bins`` equal intensity bins, patches in the ViT's token order."""
+    f, _, k, h, w = frames.shape
+    pz, py, px = patch
+    x = frames.reshape(f, k // pz, pz, h // py, py, w // px, px)  # (F, gz, pz, gy, py, gx, px)
+    x = x.permute(0, 1, 3, 5, 2, 4, 6).reshape(f, -1, pz * py * px)  # (F, N0, voxels)
+    index = (x.clamp(0.0, 1.0) * bins).long().clamp(max=bins - 1)  # (F, N0, voxels)
+    counts = torch.zeros(*index.shape[:2], bins, device=x.device, dtype=x.dtype)
+    counts.scatter_add_(2, index, torch.ones_like(x))  # (F, N0, bins)
+    return counts / x.shape[-1]
+
+
+def histogram_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """KL(target || softmax(logits)) over the last axis, mean over the other axes."""
+    log_q = F.log_softmax(logits, dim=-1)
+    entropy = -(target * target.clamp(min=1e-12).log()).sum(-1)
+    return (-(target * log_q).sum(-1) - entropy).mean()
+
+
 @dataclass
 class ClipOutput:
     loss: torch.Tensor
     clip_loss: torch.Tensor
     findings_loss: torch.Tensor
+    histogram_loss: torch.Tensor
     image_embeds: torch.Tensor  # (B, E), unit norm
     text_embeds: torch.Tensor | None  # (B, E), unit norm
     findings_logits: torch.Tensor | None  # (B, C)
@@ -91,6 +112,8 @@ class ClipModel(nn.Module):
         max_logit_scale: float = 100.0,
         clip_weight: float = 1.0,
         findings_weight: float = 1.0,
+        histogram_bins: int = 0,
+        histogram_weight: float = 0.0,
     ):
         super().__init__()
         if pool not in ("mean", "meanmax"):
@@ -106,6 +129,13 @@ class ClipModel(nn.Module):
         self.text = text
         self.text_proj = nn.Linear(text.width, embed_dim, bias=False)
         self.findings_head = nn.Linear(pooled, num_labels) if num_labels else None
+        self.histogram_head = (
+            nn.Linear(vision.config.hidden_size, histogram_bins)
+            if histogram_bins and histogram_weight
+            else None
+        )
+        self.histogram_bins = histogram_bins
+        self.histogram_weight = histogram_weight if self.histogram_head is not None else 0.0
         self.logit_scale = nn.Parameter(torch.tensor(float(init_logit_scale)))
         self.max_log_scale = math.log(max_logit_scale)
         self.clip_weight = clip_weight
@@ -127,20 +157,32 @@ class ClipModel(nn.Module):
         """The tower as SFT uses it: raw frames in, the same tokens out (normalisation folded)."""
         return fold_input_norm(self.vision, float(self.input_mean), float(self.input_std))
 
-    def image_features(self, pixel_values: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
+    def image_features(
+        self, pixel_values: torch.Tensor, frame_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         """pixel_values (B, T, K, H, W), frame_mask (B, T) -> pooled features (B, P)."""
+        return self._encode(pixel_values, frame_mask)[0]
+
+    def _encode(
+        self, pixel_values: torch.Tensor, frame_mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> pooled features (B, P) and the histogram loss of the patch tokens (scalar)."""
         b, t, k, h, w = pixel_values.shape
         if frame_mask is None:
             frame_mask = torch.ones(b, t, dtype=torch.bool, device=pixel_values.device)
         frame_mask = frame_mask.to(pixel_values.device).bool()
         real = frame_mask.reshape(-1).nonzero().squeeze(1)  # (F,) indices of real frames
         frames = pixel_values.reshape(b * t, 1, k, h, w)[real]  # (F, 1, K, H, W)
-        frames = (frames - self.input_mean) / self.input_std
-        tokens = self.projector(self.vision(frames))  # (F, N0, E_v) -> (F, N, W)
+        patches = self.vision((frames - self.input_mean) / self.input_std)  # (F, N0, E_v)
+        hist = patches.new_zeros(())
+        if self.histogram_head is not None and self.training:
+            target = patch_histograms(frames, self.vision.config.patch_size, self.histogram_bins)
+            hist = histogram_loss(self.histogram_head(patches), target)  # (F, N0, bins) -> ()
+        tokens = self.projector(patches)  # (F, N0, E_v) -> (F, N, W)
         n, width = tokens.shape[1:]
         grid = tokens.new_zeros(b * t, n, width).index_copy(0, real, tokens)  # (B*T, N, W)
         pooled = pool_tokens(grid.view(b, t, n, width), frame_mask, self.pool)  # (B, P)
-        return self.pool_norm(pooled)
+        return self.pool_norm(pooled), hist
 
     def embed_images(self, features: torch.Tensor) -> torch.Tensor:
         """Pooled features (B, P) -> unit-norm embeddings (B, E)."""
@@ -162,7 +204,7 @@ class ClipModel(nn.Module):
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
     ) -> ClipOutput:
-        features = self.image_features(pixel_values, frame_mask)  # (B, P)
+        features, hist = self._encode(pixel_values, frame_mask)  # (B, P), ()
         image_embeds = self.embed_images(features)  # (B, E)
         scale = self.scale()
         zero = features.new_zeros(())
@@ -177,8 +219,14 @@ class ClipModel(nn.Module):
             logits = self.findings_head(features)  # (B, C)
             if labels is not None:
                 findings = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
-        loss = self.clip_weight * contrastive + self.findings_weight * findings
-        return ClipOutput(loss, contrastive, findings, image_embeds, text_embeds, logits, scale)
+        loss = (
+            self.clip_weight * contrastive
+            + self.findings_weight * findings
+            + self.histogram_weight * hist
+        )
+        return ClipOutput(
+            loss, contrastive, findings, hist, image_embeds, text_embeds, logits, scale
+        )
 
 
 def fold_input_norm(vision: VisionTower, mean: float, std: float) -> VisionTower:
@@ -232,6 +280,8 @@ def build_clip_model(
             max_logit_scale=opts.max_logit_scale,
             clip_weight=opts.clip_weight,
             findings_weight=opts.findings_weight,
+            histogram_bins=opts.histogram_bins,
+            histogram_weight=opts.histogram_weight,
         )
     if opts.vision_path:
         load_vision_weights(model.vision, opts.vision_path, strict=True)

@@ -65,6 +65,11 @@ class ClipModelOptions:
     """Weight of the symmetric InfoNCE loss (0: findings head only)."""
     findings_weight: float = 1.0
     """Weight of the auxiliary multi-label findings loss (0 or no findings: off)."""
+    histogram_weight: float = 0.0
+    """Weight of a dense auxiliary target: each patch token predicts the intensity
+    histogram of its own voxels (tissue composition; pooled, it gives organ volumes and
+    attenuations, which the findings change). 0: off."""
+    histogram_bins: int = 16
     findings_sides: bool = True
     """Findings head also predicts left / right for lateral kinds."""
 
@@ -84,10 +89,12 @@ class ClipModelOptions:
             problems.append(f"model.init_temperature must be in (0, 1), got {self.init_temperature}")
         if self.max_logit_scale <= 1.0:
             problems.append(f"model.max_logit_scale must be > 1, got {self.max_logit_scale}")
-        if self.clip_weight < 0 or self.findings_weight < 0:
-            problems.append("model.clip_weight and model.findings_weight must be >= 0")
-        if self.clip_weight == 0 and self.findings_weight == 0:
-            problems.append("model.clip_weight and model.findings_weight are both 0: nothing to learn")
+        if min(self.clip_weight, self.findings_weight, self.histogram_weight) < 0:
+            problems.append("model.clip_weight, findings_weight and histogram_weight must be >= 0")
+        if self.histogram_weight and self.histogram_bins < 2:
+            problems.append(f"model.histogram_bins must be >= 2, got {self.histogram_bins}")
+        if self.clip_weight == 0 and self.findings_weight == 0 and self.histogram_weight == 0:
+            problems.append("model.clip_weight, findings_weight and histogram_weight are all 0: nothing to learn")
         if problems:
             raise ValueError("; ".join(problems))
 

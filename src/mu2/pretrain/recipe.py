@@ -155,6 +155,7 @@ class ClipRecipe(Recipe):
         extra = {
             "clip_loss": out.clip_loss.detach(),
             "findings_loss": out.findings_loss.detach(),
+            "histogram_loss": out.histogram_loss.detach(),
             "logit_scale": out.logit_scale.detach(),
         }
         return out.loss, extra
