@@ -139,11 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print()
     print("| stage | batch | cases/s median | cases/s best window | cases/s whole run "
-          "| wall s (incl. setup) | CPU s |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
-    for stage, batch, med, best, whole, wall, cpu in results:
+          "| cases per CPU s | wall s (incl. setup) | CPU s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
+    for stage, batch, med, best, whole, per_cpu, wall, cpu in results:
         print(
-            f"| {stage} | {batch} | {med:.2f} | {best:.2f} | {whole:.2f} | {wall:.1f} | {cpu:.1f} |"
+            f"| {stage} | {batch} | {med:.2f} | {best:.2f} | {whole:.2f} | {per_cpu:.2f} "
+            f"| {wall:.1f} | {cpu:.1f} |"
         )
     print()
     print("DPO cases are pairs (chosen + rejected through the policy and the frozen reference).")

@@ -98,7 +98,9 @@ def register(app: typer.Typer) -> None:
         overrides: list[str] = typer.Option(
             [], "--set", help="key=value of AblationConfig, e.g. sft_steps=200 (repeatable)."
         ),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="Warnings only, no bars."),
+        quiet: bool = typer.Option(
+            False, "--quiet", "-q", help="Warnings only; no data, prediction and scoring bars."
+        ),
     ) -> None:
         """Train every preset with one budget, score the reports, write the tables."""
         flags = {
