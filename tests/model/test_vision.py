@@ -9,7 +9,7 @@ from safetensors.torch import save_file
 
 from mu2.errors import Mu2Error
 from mu2.model import load_vision_weights, save_vision_weights, vision_config
-from mu2.model.vision import VisionTower
+from mu2.model.vision import VisionConfig, VisionTower
 
 
 def _monai_vit(cfg) -> ViT:
@@ -95,3 +95,23 @@ def test_checkpoint_from_an_older_monai_without_cross_attention_norms_loads(tmp_
     assert all(torch.equal(tower.vit.state_dict()[k], v) for k, v in state.items())
     unused = [n for n, p in tower.named_parameters() if not p.requires_grad]
     assert unused and all("norm_cross_attn" in n or "classification_head" in n for n in unused)
+
+
+def test_sdpa_attention_matches_monai_eager_attention():
+    """The fused-attention switch changes speed only: same weights, same tokens and grads."""
+    cfg = dict(img_size=(4, 16, 16), patch_size=(2, 4, 4), hidden_size=32, mlp_dim=64,
+               num_layers=2, num_heads=4)  # fmt: skip
+    torch.manual_seed(0)
+    fused = VisionTower(VisionConfig(**cfg, sdpa=True))
+    eager = VisionTower(VisionConfig(**cfg, sdpa=False))
+    eager.load_state_dict(fused.state_dict())
+    assert all(b.attn.use_flash_attention for b in fused.vit.blocks)
+    assert not any(b.attn.use_flash_attention for b in eager.vit.blocks)
+    x = torch.rand(3, 1, 4, 16, 16)
+    out_f, out_e = fused(x), eager(x)
+    torch.testing.assert_close(out_f, out_e, atol=1e-5, rtol=1e-4)
+    out_f.square().sum().backward()
+    out_e.square().sum().backward()
+    g_f = fused.vit.patch_embedding.patch_embeddings[1].weight.grad
+    g_e = eager.vit.patch_embedding.patch_embeddings[1].weight.grad
+    torch.testing.assert_close(g_f, g_e, atol=1e-4, rtol=1e-3)

@@ -55,6 +55,10 @@ class VisionConfig:
     num_heads: int
     proj_type: str = "perceptron"
     dropout: float = 0.0
+    sdpa: bool = True
+    """Attention through ``F.scaled_dot_product_attention`` (MONAI's ``use_flash_attention``
+    switch, which its ``ViT`` constructor does not expose): same weights and outputs within
+    float error, 2-3x faster forward + backward of the tiny tower on CPU (BENCHMARKS.md)."""
 
     def __post_init__(self) -> None:
         self.img_size = tuple(int(v) for v in self.img_size)
@@ -94,6 +98,8 @@ class VisionTower(nn.Module):
             dropout_rate=config.dropout,
             spatial_dims=3,
         )
+        for block in self.vit.blocks:
+            block.attn.use_flash_attention = bool(config.sdpa)
         self.freeze_unused()
         self.gradient_checkpointing = False  # set by PreTrainedModel.gradient_checkpointing_enable
 
