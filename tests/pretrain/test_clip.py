@@ -84,7 +84,9 @@ def test_forward_shapes_and_every_part_learns():
     assert out.image_embeds.shape == (4, 16) and out.text_embeds.shape == (4, 16)
     assert torch.allclose(out.image_embeds.norm(dim=-1), torch.ones(4), atol=1e-5)
     assert out.findings_logits.shape == (4, 3)
-    assert out.loss.item() == pytest.approx(out.clip_loss.item() + out.findings_loss.item(), rel=1e-5)
+    assert out.loss.item() == pytest.approx(
+        out.clip_loss.item() + out.findings_loss.item(), rel=1e-5
+    )
     model.vision.vit.classification_head.requires_grad_(False)
     # MONAI's blocks hold a cross-attention norm that a ViT never calls
     before = {
@@ -95,7 +97,9 @@ def test_forward_shapes_and_every_part_learns():
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
     out.loss.backward()
     opt.step()
-    unchanged = [n for n, p in model.named_parameters() if n in before and torch.equal(p, before[n])]
+    unchanged = [
+        n for n, p in model.named_parameters() if n in before and torch.equal(p, before[n])
+    ]
     assert unchanged == []
 
 
@@ -122,18 +126,21 @@ def test_save_load_roundtrip_and_sft_tower_loads_it(tmp_path):
     opts = ClipModelOptions(text_layers=1)
     labels = LabelSpace(["splenomegaly", "renal_cyst", "renal_cyst:left"])
     model = build_clip_model(opts, len(tok), tok.pad_token_id, len(labels), seed=3)
+    model.set_input_norm(0.15, 0.25)
     save_clip(model, tok, labels, opts, tmp_path)
     loaded, tok2, labels2 = load_clip(tmp_path)
     assert labels2.names == labels.names and len(tok2) == len(tok)
     for (n, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), n
-    # The product of stage 0 loads strictly into the tower the tiny SFT model builds.
-    sft_tower = VisionTower(vision_config("tiny"))
+    assert float(loaded.input_std) == pytest.approx(0.25)
+    # The product of stage 0 loads strictly into the tower the tiny SFT model builds, with
+    # the input standardisation folded in: raw frames give the tokens stage 0 trained on.
+    sft_tower = VisionTower(vision_config("tiny")).eval()
     load_vision_weights(sft_tower, tmp_path / VISION_FILE, strict=True)
-    for (n, a), (_, b) in zip(
-        model.vision.state_dict().items(), sft_tower.state_dict().items(), strict=True
-    ):
-        assert torch.equal(a, b), n
+    frames = torch.rand(1, 1, *vision_config("tiny").img_size)
+    with torch.no_grad():
+        expected = model.eval().vision((frames - 0.15) / 0.25)
+        assert torch.allclose(sft_tower(frames), expected, atol=1e-4)
 
 
 def test_exported_tower_takes_raw_frames():

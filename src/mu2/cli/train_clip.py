@@ -49,7 +49,9 @@ def add_clip_command(train_app: typer.Typer) -> None:
         final = run_clip(cfg)
         if final is None:
             return
-        print(f"vision tower: {final / VISION_FILE}  (SFT: model.vision_path={final / VISION_FILE})")
+        print(
+            f"vision tower: {final / VISION_FILE}  (SFT: model.vision_path={final / VISION_FILE})"
+        )
         probe = final / PROBE_MD
         if probe.is_file():
             print(probe.read_text(), end="")

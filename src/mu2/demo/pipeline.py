@@ -9,16 +9,7 @@ Every stage calls the library's own entry point (``synthesize``, ``run_clip``,
 only wires their configs together and keeps the bookkeeping (:mod:`mu2.demo.stages`):
 a second run reuses every stage whose config is unchanged, unless ``force``.
 
-Layout of the output folder (default ``$MU2_HOME/demo/<profile>``)::
-
-    data/synth/  synthetic benchmark (images/, gt/, train/val/test.jsonl)
-    clip/        stage 0: final/vision.safetensors, probe.md
-    sft/ dpo/    training runs (final/ = the model), sft-no-stage0/ with the ablation
-    prefs/       pairs.jsonl
-    eval/<model>/ predictions.jsonl, metrics.json, table.md, per_case.jsonl
-    examples/<case>/ report.txt, report.json, heatmap.png, heatmap.nii.gz, fhir.json
-    cache/       prepared volumes shared by all stages
-    summary.md demo.json
+The folder layout is in :mod:`mu2.demo.layout`.
 """
 
 from __future__ import annotations
@@ -36,78 +27,18 @@ import torch
 
 from mu2.config import apply_overrides, from_dict, to_dict
 from mu2.demo.config import DemoConfig
+from mu2.demo.layout import SUMMARY_MD, DemoPaths, default_out, where_things_are
 from mu2.demo.stages import StageRecord, StageRunner, cpu_seconds
 from mu2.demo.summary import summary_markdown, target_check
 from mu2.errors import Mu2Error
-from mu2.generate.home import HOME_ENV, mu2_home
+from mu2.generate.home import mu2_home
 
 log = logging.getLogger(__name__)
 
-FINAL = "final"
-SUMMARY_MD = "summary.md"
 DEMO_JSON = "demo.json"
 PROVENANCE_FILE = "mu2_demo.json"
 # Row names of the result tables.
 SFT_NAME, DPO_NAME, SCRATCH_NAME = "SFT", "SFT+DPO", "SFT without stage 0"
-
-
-@dataclass
-class DemoPaths:
-    """Where the demo writes; the final model goes to ``home/models/<model_name>``."""
-
-    root: Path
-    home: Path
-    model_name: str
-
-    @property
-    def data(self) -> Path:
-        """Stage folder; the data set itself is in ``synth/`` (synthesize wants its own)."""
-        return self.root / "data"
-
-    @property
-    def synth(self) -> Path:
-        return self.root / "data" / "synth"
-
-    @property
-    def clip(self) -> Path:
-        return self.root / "clip"
-
-    @property
-    def sft(self) -> Path:
-        return self.root / "sft"
-
-    @property
-    def scratch(self) -> Path:
-        return self.root / "sft-no-stage0"
-
-    @property
-    def prefs(self) -> Path:
-        return self.root / "prefs"
-
-    @property
-    def dpo(self) -> Path:
-        return self.root / "dpo"
-
-    @property
-    def eval(self) -> Path:
-        return self.root / "eval"
-
-    @property
-    def save(self) -> Path:
-        return self.root / "save"
-
-    @property
-    def examples(self) -> Path:
-        return self.root / "examples"
-
-    @property
-    def cache(self) -> Path:
-        """Prepared volumes, shared by every stage (keyed by file and preparation)."""
-        return self.root / "cache" / "prep"
-
-    @property
-    def model(self) -> Path:
-        return self.home / "models" / self.model_name
 
 
 @dataclass
@@ -177,6 +108,8 @@ class DemoPipeline:
         out = self.paths.synth
 
         def run() -> dict[str, Any]:
+            # New volumes: the prepared-volume cache (keyed by file and mtime) would only grow.
+            shutil.rmtree(self.paths.cache, ignore_errors=True)
             manifest = synthesize(
                 out, d.n, d.seed, synth, workers=d.workers, preset=d.preset, size=d.size
             )
@@ -428,10 +361,6 @@ class DemoPipeline:
         return results, kinds
 
 
-def default_out(home: Path, profile: str) -> Path:
-    return home / "demo" / profile
-
-
 def run_demo(
     cfg: DemoConfig,
     out: str | Path | None = None,
@@ -455,7 +384,7 @@ def run_demo(
     finally:
         torch.set_num_threads(threads)
     wall, cpu = time.perf_counter() - wall0, cpu_seconds() - cpu0
-    places = _places(paths, pipeline.runner.records, home is not None)
+    places = where_things_are(paths, pipeline.runner.records, home is not None)
     summary = summary_markdown(
         profile=cfg.profile, places=places, results=results, kinds=kinds,
         records=pipeline.runner.records, total_wall_s=wall, total_cpu_s=cpu,
@@ -481,29 +410,3 @@ def run_demo(
         + "\n"
     )
     return result
-
-
-def _places(paths: DemoPaths, records: list[StageRecord], custom_home: bool) -> dict[str, str]:
-    out = {r.name: r.outputs for r in records}
-    places = {"demo output": str(paths.root), "data": str(paths.synth)}
-    if "clip" in out:
-        places["stage-0 tower"] = out["clip"].get("vision_path", "")
-        places["stage-0 probe"] = str(Path(out["clip"].get("final_dir", "")) / "probe.md")
-    for name, label in (("sft", "SFT model"), ("sft-scratch", "SFT model without stage 0"),
-                        ("dpo", "DPO model")):  # fmt: skip
-        if out.get(name, {}).get("final_dir"):
-            places[label] = out[name]["final_dir"]
-    if out.get("prefs", {}).get("pairs_path"):
-        places["preference pairs"] = out["prefs"]["pairs_path"]
-    for name, outputs in out.items():
-        if name.startswith("eval-") and outputs.get("table_path"):
-            places[f"metrics ({outputs['name']})"] = str(Path(outputs["table_path"]).parent)
-    for case, files in out.get("examples", {}).get("cases", {}).items():
-        places[f"report {case}"] = str(Path(files["report_path"]).parent)
-    places["final model"] = str(paths.model)
-    places["summary"] = str(paths.root / SUMMARY_MD)
-    env = f"{HOME_ENV}={paths.home} " if custom_home else ""
-    places["next"] = f"{env}mu2 report SCAN --heatmap h.png --fhir r.json" + (
-        "" if paths.model.name == "demo" else f" --model {paths.model}"
-    )
-    return places

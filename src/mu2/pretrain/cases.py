@@ -60,7 +60,8 @@ def read_cases(jsonl: str | Path, limit: int | None = None) -> list[Case]:
     cases = []
     for case_id, recs in list(groups.items())[:limit]:
         reports = sorted(
-            (r for r in recs if r.task == "report" and r.answer), key=lambda r: _region_order(r.region)
+            (r for r in recs if r.task == "report" and r.answer),
+            key=lambda r: _region_order(r.region),
         )
         findings: dict[tuple, Finding] = {}
         for rec in recs:

@@ -31,7 +31,7 @@ from mu2.errors import Mu2Error
 from mu2.model.projector import SpatialPoolingProjector
 from mu2.model.vision import VisionConfig, VisionTower, save_vision_weights
 from mu2.pretrain.cases import LabelSpace
-from mu2.pretrain.config import ClipModelOptions
+from mu2.pretrain.config import CLIP_INIT_TEMPERATURE, CLIP_MAX_LOGIT_SCALE, ClipModelOptions
 from mu2.pretrain.text_encoder import TextEncoder
 
 VISION_FILE = "vision.safetensors"  # the stage-0 product: SFT's model.vision_path
@@ -40,7 +40,9 @@ CLIP_CONFIG_FILE = "clip_config.json"
 TOKENIZER_DIR = "text_tokenizer"
 
 
-def clip_loss(image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor) -> torch.Tensor:
+def clip_loss(
+    image_embeds: torch.Tensor, text_embeds: torch.Tensor, logit_scale: torch.Tensor
+) -> torch.Tensor:
     """Symmetric InfoNCE of L2-normalised (B, E) embeddings; pair i is row i of both.
 
     Mean of the image->text and text->image cross-entropies over the (B, B) similarity
@@ -108,8 +110,8 @@ class ClipModel(nn.Module):
         projector_pool: int,
         pool: str = "meanmax",
         num_labels: int = 0,
-        init_logit_scale: float = math.log(1 / 0.07),
-        max_logit_scale: float = 100.0,
+        init_logit_scale: float = math.log(1 / CLIP_INIT_TEMPERATURE),
+        max_logit_scale: float = CLIP_MAX_LOGIT_SCALE,
         clip_weight: float = 1.0,
         findings_weight: float = 1.0,
         histogram_bins: int = 0,

@@ -84,9 +84,13 @@ class ClipModelOptions:
                 f"{self.text_heads}"
             )
         if self.vocab_size < 300:
-            problems.append(f"model.vocab_size must be >= 300 (byte alphabet), got {self.vocab_size}")
+            problems.append(
+                f"model.vocab_size must be >= 300 (byte alphabet), got {self.vocab_size}"
+            )
         if not 0 < self.init_temperature < 1:
-            problems.append(f"model.init_temperature must be in (0, 1), got {self.init_temperature}")
+            problems.append(
+                f"model.init_temperature must be in (0, 1), got {self.init_temperature}"
+            )
         if self.max_logit_scale <= 1.0:
             problems.append(f"model.max_logit_scale must be > 1, got {self.max_logit_scale}")
         if min(self.clip_weight, self.findings_weight, self.histogram_weight) < 0:
@@ -94,7 +98,9 @@ class ClipModelOptions:
         if self.histogram_weight and self.histogram_bins < 2:
             problems.append(f"model.histogram_bins must be >= 2, got {self.histogram_bins}")
         if self.clip_weight == 0 and self.findings_weight == 0 and self.histogram_weight == 0:
-            problems.append("model.clip_weight, findings_weight and histogram_weight are all 0: nothing to learn")
+            problems.append(
+                "model.clip_weight, findings_weight and histogram_weight are all 0: nothing to learn"
+            )
         if problems:
             raise ValueError("; ".join(problems))
 

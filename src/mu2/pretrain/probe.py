@@ -147,7 +147,9 @@ def zero_shot(
     images = torch.from_numpy(image_embeds)  # (n, E)
 
     def embed(texts: list[str]) -> torch.Tensor:
-        enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
+        enc = tokenizer(
+            texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt"
+        )
         mean = clip.embed_texts(enc["input_ids"], enc["attention_mask"]).mean(0)  # (P, E) -> (E,)
         return torch.nn.functional.normalize(mean, dim=0)
 
@@ -168,7 +170,11 @@ def random_tower(config: VisionConfig | str, seed: int) -> VisionTower:
 
 
 def _targets(rows: list[dict[str, Any]], labels: LabelSpace) -> np.ndarray:
-    return torch.stack([labels.encode(r["findings"]) for r in rows]).numpy().reshape(len(rows), len(labels))
+    return (
+        torch.stack([labels.encode(r["findings"]) for r in rows])
+        .numpy()
+        .reshape(len(rows), len(labels))
+    )
 
 
 def _mean(values: list[float]) -> float | None:
@@ -190,8 +196,9 @@ def probe_folder(
     clip, tokenizer, labels = load_clip(folder)
     test_cases = read_cases(test_jsonl, opts.max_test_cases)
     test_path = write_cases(test_cases, Path(train_cases).parent / "test.jsonl")
-    train_ds = case_dataset(train_cases, data, seed=opts.seed, train=False)
-    train_ds.rows = train_ds.rows[: opts.max_train_cases]
+    train_ds = case_dataset(
+        train_cases, data, seed=opts.seed, train=False, limit=opts.max_train_cases
+    )
     test_ds = case_dataset(test_path, data, seed=opts.seed, train=False)
     tower = clip.export_vision()  # raw frames in, as SFT loads it
     xtr, _, rtr = encode_dataset(tower, train_ds, batch_size, desc="probe train")

@@ -80,21 +80,33 @@ class ClipCollator:
         return batch
 
 
-def _augment_frames(frames: torch.Tensor, generator: torch.Generator, *, cfg: AugmentConfig) -> torch.Tensor:
+def _augment_frames(
+    frames: torch.Tensor, generator: torch.Generator, *, cfg: AugmentConfig
+) -> torch.Tensor:
     return augment(frames, cfg, generator)
 
 
-def case_dataset(cases_jsonl: str | Path, data: ClipDataOptions, *, seed: int, train: bool) -> CTCaseDataset:
+def case_dataset(
+    cases_jsonl: str | Path,
+    data: ClipDataOptions,
+    *,
+    seed: int,
+    train: bool,
+    limit: int | None = None,
+) -> CTCaseDataset:
     """The SFT data pipeline over case rows: prepared once, cached, augmented per draw."""
     prep, key = prepare_fn(data.prep)
     return CTCaseDataset(
         cases_jsonl,
         prep,
-        augment_fn=partial(_augment_frames, cfg=data.augmentation) if data.augment and train else None,
+        augment_fn=partial(_augment_frames, cfg=data.augmentation)
+        if data.augment and train
+        else None,
         seed=seed,
         cache=data.cache,
         cache_dir=data.cache_dir,
         cache_key=key,
+        limit=limit,
         required=("image", "text"),
     )
 
@@ -121,10 +133,14 @@ class ClipRecipe(Recipe):
         cases = read_cases(cfg.data.train, cfg.data.limit)
         if len(cases) < 2:
             raise Mu2Error(
-                f"{len(cases)} training case(s)", path=cfg.data.train, fix="stage 0 needs >= 2 scans"
+                f"{len(cases)} training case(s)",
+                path=cfg.data.train,
+                fix="stage 0 needs >= 2 scans",
             )
         self.labels = (
-            LabelSpace.from_cases(cases, opts.findings_sides) if opts.findings_weight > 0 else LabelSpace([])
+            LabelSpace.from_cases(cases, opts.findings_sides)
+            if opts.findings_weight > 0
+            else LabelSpace([])
         )
         if opts.findings_weight > 0 and not len(self.labels):
             logger.info("no structured findings in %s: findings head off", cfg.data.train)
@@ -136,7 +152,10 @@ class ClipRecipe(Recipe):
         model.vision.vit.classification_head.requires_grad_(False)
         self.collate = ClipCollator(self.tokenizer, self.labels, opts.text_max_length)
         train = case_dataset(
-            self._cases("train", cfg.data.train, cfg.data.limit), cfg.data, seed=cfg.seed, train=True
+            self._cases("train", cfg.data.train, cfg.data.limit),
+            cfg.data,
+            seed=cfg.seed,
+            train=True,
         )
         self.val = None
         if cfg.data.val:
@@ -186,11 +205,18 @@ class ClipRecipe(Recipe):
 
         values = {
             "clip_loss": clip_loss(image, text, scale).item(),
-            "retrieval_top1": (image @ text.T).argmax(1).eq(torch.arange(len(image), device=image.device)).float().mean().item(),
+            "retrieval_top1": (image @ text.T)
+            .argmax(1)
+            .eq(torch.arange(len(image), device=image.device))
+            .float()
+            .mean()
+            .item(),
         }
         if logits:
             lg, tg = torch.cat(logits), torch.cat(targets)  # (V, C)
-            values["findings_loss"] = torch.nn.functional.binary_cross_entropy_with_logits(lg, tg).item()
+            values["findings_loss"] = torch.nn.functional.binary_cross_entropy_with_logits(
+                lg, tg
+            ).item()
             values["findings_acc"] = (lg > 0).eq(tg > 0.5).float().mean().item()
         return values
 
