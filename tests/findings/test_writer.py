@@ -106,6 +106,9 @@ def test_questions():
     renal = next(q for q in qa if "renal cyst" in q)
     assert qa[renal] == "Yes, in the left kidney, 18 mm."
     assert sum(a == "No." for a in qa.values()) == len(kinds_in_region) - 1
+    tagged = w.organ_questions([cyst], "abdomen", random.Random(0), with_kind=True)
+    assert [t[:2] for t in tagged] == list(qa.items())
+    assert sorted(t[2] for t in tagged) == sorted(k.name for k in kinds_in_region)
 
 
 def test_bad_region_and_comparison_are_user_errors():

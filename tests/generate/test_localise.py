@@ -32,9 +32,10 @@ def test_lesion_hit_statistic() -> None:
 
 def test_synth_cases_have_lesions(synth_dir: Path) -> None:
     cases = synth_lesion_cases(synth_dir, "train")
-    assert cases, "the tiny synthetic preset should draw focal lesions"
+    assert cases, "the tiny synthetic preset should draw fluid findings or focal lesions"
     for c in cases:
         assert c.image.is_file() and c.lesion_mask.is_file()
+        assert c.label in ("lesion", "fluid")
         assert c.question.startswith("Describe the findings of the")
     with pytest.raises(Mu2Error):
         synth_lesion_cases(synth_dir, "nosuchsplit")

@@ -80,7 +80,7 @@ class AblationConfig:
     """Synthetic cases per data set (train / val / test 0.8 / 0.1 / 0.1 of the rest)."""
     data_seed: int = 0
     """One data set per anatomy for all seeds: seeds vary the models, not the test set."""
-    holdout_combos: list[str] = field(default_factory=lambda: ["liver_cyst+renal_cyst"])
+    holdout_combos: list[str] = field(default_factory=lambda: ["splenomegaly+pleural_effusion"])
     """Finding pairs never seen together in training (test_generalisation split); this
     pair exists in both anatomies (the real CT sample has no spleen enlargement etc.)."""
     workers: int | None = None

@@ -88,7 +88,11 @@ def case_rows(case: Case, cfg: SynthConfig, seed: int) -> list[Record]:
                 dataset=DATASET_NAME,
             )
         )
-        qa += [(region, q, a) for q, a in organ_questions(mine, region, rng)]
+        qa += [
+            (region, q, a)
+            for q, a, kind in organ_questions(mine, region, rng, with_kind=True)
+            if kind in cfg.kinds  # a kind the preset never draws is always "No.": no signal
+        ]
     keep = sorted(rng.sample(range(len(qa)), min(cfg.vqa_per_case, len(qa))))
     for j, i in enumerate(keep):
         region, q, a = qa[i]

@@ -43,7 +43,7 @@ class ClipSection:
 
     steps: int = 300
     batch_size: int = 16
-    lr: float = 1e-3
+    lr: float = 2e-3
     probe_train_cases: int = 200
     """Training cases the linear probe is fitted on (one forward pass each)."""
     probe_baseline: bool = True

@@ -408,14 +408,15 @@ def _answer_detail(f: Finding) -> str:
 
 
 def organ_questions(
-    findings: list[Finding], region: str, rng: random.Random
-) -> list[tuple[str, str]]:
+    findings: list[Finding], region: str, rng: random.Random, with_kind: bool = False
+) -> list[tuple[str, ...]]:
     """Yes/no questions, one per finding kind of the region's organs, with their answers.
 
     "Is there a renal cyst in this CT?" -> "Yes, in the left kidney, 18 mm." or "No."
+    ``with_kind`` adds the kind's name as a third element of each tuple.
     """
     _check_region(region)
-    qa: list[tuple[str, str]] = []
+    qa: list[tuple[str, ...]] = []
     for organ in ORGANS[region]:
         for k in FINDING_KINDS.values():
             if k.organ != organ:
@@ -424,9 +425,10 @@ def organ_questions(
             label_a = k.label if k.name in MASS_NOUN_KINDS else f"{article} {k.label}"
             q = rng.choice(KIND_QUESTION_TEMPLATES).format(label=k.label, label_a=label_a)
             present = [f for f in findings if f.finding == k.name]
+            tag = (k.name,) if with_kind else ()
             if not present:
-                qa.append((q, "No."))
+                qa.append((q, "No.", *tag))
                 continue
             details = [d for d in (_answer_detail(f) for f in present) if d]
-            qa.append((q, "Yes, " + "; ".join(details) + "." if details else "Yes."))
+            qa.append((q, "Yes, " + "; ".join(details) + "." if details else "Yes.", *tag))
     return qa

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 TOP_FRACTION = 0.10  # "top decile of heat"
 BODY_HU = -500.0  # voxels above this are body (air and padding are not)
 LESION_LABEL = "lesion"
+FLUID_LABEL = "fluid"
+FLUID_KINDS = ("pleural_effusion", "ascites", "hydronephrosis")  # drawn with the fluid label
 
 
 @dataclass
@@ -41,6 +43,9 @@ class LesionCase:
     lesion_mask: Path
     question: str
     case_id: str = ""
+    label: str = "lesion"
+    """Label of the abnormal voxels in the map: ``lesion`` (focal lesions) or ``fluid``
+    (pleural effusion, ascites, hydronephrosis)."""
 
 
 @dataclass
@@ -82,10 +87,11 @@ def _canonical_mask(path: Path, label_id: int) -> np.ndarray:
 
 
 def synth_lesion_cases(synth_dir: str | Path, split: str = "test") -> list[LesionCase]:
-    """Cases of a synthetic split with at least one focal lesion in their label map.
+    """Cases of a synthetic split with a focal lesion or a fluid finding in their label map.
 
-    The question asks for the findings of the region holding most of the case's focal
-    lesions (one map per case, so each case counts once).
+    Focal lesions are scored when the case has any (label ``lesion``), else its fluid
+    (pleural effusion, ascites: label ``fluid``); the question asks for the findings of the
+    region holding most of those findings (one map per case, so each case counts once).
     """
     from mu2.data.lesions import FOCAL
 
@@ -110,16 +116,20 @@ def synth_lesion_cases(synth_dir: str | Path, split: str = "test") -> list[Lesio
                 "no label map for the case", path=str(labels), fix="synthesise with --save-labels"
             )
         gt = json.loads(gt_path.read_text())
-        focal = [f["finding"] for f in gt["findings"] if f["finding"] in FOCAL]
-        if not focal:
+        kinds = [f["finding"] for f in gt["findings"]]
+        focal = [k for k in kinds if k in FOCAL]
+        fluid = [k for k in kinds if k in FLUID_KINDS]
+        if not focal and not fluid:
             continue
-        region = Counter(FINDING_KINDS[k].region for k in focal).most_common(1)[0][0]
+        picked, label = (focal, LESION_LABEL) if focal else (fluid, FLUID_LABEL)
+        region = Counter(FINDING_KINDS[k].region for k in picked).most_common(1)[0][0]
         cases.append(
             LesionCase(
                 image=root / gt["image"],
                 lesion_mask=labels,
                 question=default_question(region),
                 case_id=cid,
+                label=label,
             )
         )
     return cases
@@ -135,7 +145,7 @@ def lesion_hit_stats(
     hits = mirrored = n = 0
     for case in tqdm(cases, desc="heat-map hits", unit="case", disable=not progress):
         volume = load_ct(case.image)
-        lesion = _canonical_mask(case.lesion_mask, LABELS[LESION_LABEL])
+        lesion = _canonical_mask(case.lesion_mask, LABELS[case.label])
         if lesion.shape != volume.shape:
             raise Mu2Error(
                 f"lesion mask {lesion.shape} and scan {volume.shape} differ",
