@@ -99,6 +99,9 @@ class OptimOptions:
             raise ValueError(f"optim.lr must be > 0, got {self.lr}")
 
 
+LOSS_REDUCTIONS: tuple[str, ...] = ("token", "row")
+
+
 @dataclass
 class RunOptions:
     """Loop, precision, checkpoint and logging settings shared by SFT and DPO."""
@@ -153,9 +156,19 @@ class SFTConfig(RunOptions):
     model: ModelOptions = field(default_factory=ModelOptions)
     data: DataOptions = field(default_factory=DataOptions)
     optim: OptimOptions = field(default_factory=OptimOptions)
+    loss_reduction: str = "token"
+    """How the next-token loss of a batch is averaged: "token" (every answer token weighs
+    the same, as LLaVA / HF do) or "row" (each row's mean first, so a one-word VQA answer
+    weighs as much as a 60-token report; at tiny scale the image-dependent words are a
+    few per cent of the tokens and "token" lets the template drown them)."""
 
     def __post_init__(self) -> None:
-        if problems := self._check_run():
+        problems = self._check_run()
+        if self.loss_reduction not in LOSS_REDUCTIONS:
+            problems.append(
+                f"loss_reduction is {self.loss_reduction!r}; use {' or '.join(LOSS_REDUCTIONS)}"
+            )
+        if problems:
             raise ValueError("; ".join(problems))
 
 

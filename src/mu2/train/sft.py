@@ -51,6 +51,21 @@ def make_dataset(
     )
 
 
+def row_mean_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy averaged over each row's answer tokens, then over rows.
+
+    logits (B, L, V), labels (B, L) with -100 outside the answer; rows without answer tokens
+    are left out.
+    """
+    targets = labels[:, 1:]  # (B, L-1): token t+1 is predicted at position t
+    nll = torch.nn.functional.cross_entropy(
+        logits[:, :-1].flatten(0, 1).float(), targets.flatten(), ignore_index=-100, reduction="none"
+    ).view_as(targets)  # (B, L-1)
+    counts = (targets != -100).sum(dim=1)  # (B,)
+    rows = counts > 0
+    return (nll.sum(dim=1)[rows] / counts[rows]).mean()
+
+
 def freeze_unused(model: torch.nn.Module) -> None:
     """Freeze parameters no forward uses, which DDP would wait for gradients of forever:
     MONAI's ViT blocks keep a ``norm_cross_attn`` LayerNorm even without cross-attention
@@ -148,7 +163,12 @@ class SFTRecipe(Recipe):
         return model, train, self.collate
 
     def compute_loss(self, batch):
-        return self.model(**model_inputs(batch)).loss, {}
+        if self.cfg.loss_reduction == "token":
+            return self.model(**model_inputs(batch)).loss, {}
+        inputs = model_inputs(batch)
+        labels = inputs.pop("labels")
+        logits = self.model(**inputs).logits  # (B, L, V)
+        return row_mean_loss(logits, labels), {}
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
