@@ -64,7 +64,10 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         if not isinstance(value, (list, tuple)):
             value = [value]
         inner = args[0] if args else Any
-        items = [_coerce(inner, v, key) if inner is not Any and inner is not Ellipsis else v for v in value]
+        items = [
+            _coerce(inner, v, key) if inner is not Any and inner is not Ellipsis else v
+            for v in value
+        ]
         return tuple(items) if origin is tuple else items
     if origin is dict or tp is dict:
         if isinstance(value, str):
@@ -139,7 +142,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
-def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
+def load_config(
+    cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None
+) -> C:
     """Load ``cls`` from a YAML file (optional) plus ``key=value`` overrides."""
     data: dict[str, Any] = {}
     if path is not None:

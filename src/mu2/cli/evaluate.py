@@ -16,7 +16,9 @@ def _text_arg(value: str, flag: str) -> str:
         return value
     path = Path(value[1:])
     if not path.is_file():
-        raise Mu2Error(f"{flag}: file not found", path=str(path), fix=f"{flag} TEXT or {flag} @FILE")
+        raise Mu2Error(
+            f"{flag}: file not found", path=str(path), fix=f"{flag} TEXT or {flag} @FILE"
+        )
     return path.read_text(encoding="utf-8")
 
 
@@ -24,7 +26,9 @@ def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_command(
         pred: Path = typer.Option(
-            ..., "--pred", help="Prediction JSONL: id, prediction, reference [, region, dataset, findings]."
+            ...,
+            "--pred",
+            help="Prediction JSONL: id, prediction, reference [, region, dataset, findings].",
         ),
         metrics: str = typer.Option(
             None, "--metrics", help="Comma list of bleu,rouge,meteor,bertscore,green (default all)."
@@ -38,16 +42,30 @@ def register(app: typer.Typer) -> None:
         ),
         green_batch_size: int = typer.Option(None, "--green-batch-size", help="Judge batch (8)."),
         by: str = typer.Option(None, "--by", help="Also score per region or per dataset."),
-        out: Path = typer.Option(None, "--out", help="Output folder (default: PRED_eval/ beside PRED)."),
-        bootstrap: int = typer.Option(None, "--bootstrap", help="Bootstrap resamples (1000; 0: none)."),
+        out: Path = typer.Option(
+            None, "--out", help="Output folder (default: PRED_eval/ beside PRED)."
+        ),
+        bootstrap: int = typer.Option(
+            None, "--bootstrap", help="Bootstrap resamples (1000; 0: none)."
+        ),
         seed: int = typer.Option(None, "--seed", help="Bootstrap seed (0)."),
         bertscore_model: str = typer.Option(
-            None, "--bertscore-model", help="Local BERTScore backbone folder (default all-MiniLM-L6-v2)."
+            None,
+            "--bertscore-model",
+            help="Local BERTScore backbone folder (default all-MiniLM-L6-v2).",
         ),
-        bertscore_layer: int = typer.Option(None, "--bertscore-layer", help="Its layer (roberta-large: 17)."),
-        device: str = typer.Option(None, "--device", help="cpu, cuda, cuda:1 (default: cuda if present)."),
-        name: str = typer.Option(None, "--name", help="Row label in the table (default: PRED's stem)."),
-        config: Path = typer.Option(None, "--config", "-c", help="Optional YAML with EvalConfig fields."),
+        bertscore_layer: int = typer.Option(
+            None, "--bertscore-layer", help="Its layer (roberta-large: 17)."
+        ),
+        device: str = typer.Option(
+            None, "--device", help="cpu, cuda, cuda:1 (default: cuda if present)."
+        ),
+        name: str = typer.Option(
+            None, "--name", help="Row label in the table (default: PRED's stem)."
+        ),
+        config: Path = typer.Option(
+            None, "--config", "-c", help="Optional YAML with EvalConfig fields."
+        ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     ) -> None:
         """Score a prediction file: BLEU-1/4, ROUGE, METEOR, BERTScore, GREEN, with 95% CIs."""

@@ -50,12 +50,26 @@ FINDING_KINDS: dict[str, FindingKind] = {
         FindingKind("splenomegaly", "spleen", "abdomen", "splenomegaly"),
         FindingKind("gallstone", "gallbladder", "abdomen", "gallstone", sized=True, countable=True),
         FindingKind(
-            "renal_cyst", "kidney", "abdomen", "renal cyst", lateral=True, sized=True, countable=True
+            "renal_cyst",
+            "kidney",
+            "abdomen",
+            "renal cyst",
+            lateral=True,
+            sized=True,
+            countable=True,
         ),
         FindingKind(
-            "renal_stone", "kidney", "abdomen", "renal stone", lateral=True, sized=True, countable=True
+            "renal_stone",
+            "kidney",
+            "abdomen",
+            "renal stone",
+            lateral=True,
+            sized=True,
+            countable=True,
         ),
-        FindingKind("hydronephrosis", "kidney", "abdomen", "hydronephrosis", lateral=True, graded=True),
+        FindingKind(
+            "hydronephrosis", "kidney", "abdomen", "hydronephrosis", lateral=True, graded=True
+        ),
         FindingKind(
             "pleural_effusion", "pleura", "chest", "pleural effusion", lateral=True, graded=True
         ),
@@ -98,7 +112,9 @@ class Finding:
     def __post_init__(self) -> None:
         k = kind(self.finding)
         if self.organ != k.organ:
-            raise Mu2Error(f"finding '{self.finding}' belongs to organ '{k.organ}', not '{self.organ}'")
+            raise Mu2Error(
+                f"finding '{self.finding}' belongs to organ '{k.organ}', not '{self.organ}'"
+            )
         if self.side is not None and self.side not in SIDES:
             raise Mu2Error(f"side '{self.side}' is not one of {SIDES}")
         if self.severity is not None and self.severity not in SEVERITIES:
