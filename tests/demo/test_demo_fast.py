@@ -71,7 +71,9 @@ def test_every_artefact_exists(demo_runs: tuple[Path, str, str]) -> None:
     demo = json.loads((out / "demo.json").read_text())
     assert [s["name"] for s in demo["stages"]] == list(STAGES)
     assert all(s["status"] == "reused" for s in demo["stages"])  # demo.json of the 2nd run
-    assert all(s["first_run_wall_s"] > 0 for s in demo["stages"])
+    # saving is a file copy that can round to 0.00 s on an idle machine
+    assert all(s["first_run_wall_s"] > 0 for s in demo["stages"] if s["name"] != "save")
+    assert all(s["first_run_wall_s"] >= 0 for s in demo["stages"])
     assert (out / "summary.md").is_file()
     for folder in ("data", "clip", "sft", "prefs", "dpo", "save", "examples"):
         assert json.loads((out / folder / "done.json").read_text())["hash"]
