@@ -7,13 +7,13 @@ mu2 bench table --out DIR        # rebuild table.md / plots from the metrics fil
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
 import typer
 import yaml
 
+from mu2.cli.logs import configure_logging
 from mu2.errors import Mu2Error
 
 _EXTRA = {"help_option_names": ["-h", "--help"]}
@@ -46,20 +46,6 @@ def resolve_config(
     base = quick_values(explicit) if quick else {}
     merged = apply_overrides({**base, **data, **given}, overrides)
     return from_dict(AblationConfig, merged, where=str(config) if config else "bench ablation")
-
-
-def _configure_logging(quiet: bool) -> None:
-    logging.basicConfig(
-        level=logging.WARNING if quiet else logging.INFO,
-        format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    for noisy in ("accelerate", "httpx", "matplotlib", "PIL"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
 
 
 def register(app: typer.Typer) -> None:
@@ -112,7 +98,7 @@ def register(app: typer.Typer) -> None:
             "metrics": metrics.split(",") if metrics else None,
         }
         cfg = resolve_config(config, flags, overrides, quick)
-        _configure_logging(quiet)
+        configure_logging(not quiet)
         from mu2.bench.ablation import run_ablation
 
         result = run_ablation(cfg, progress=not quiet)

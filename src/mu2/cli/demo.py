@@ -10,27 +10,13 @@ with heat maps and prints where everything is. A second run reuses finished stag
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 from pathlib import Path
 
 import typer
 
-
-def _configure_logging(verbose: bool) -> None:
-    """Library INFO logs only with --verbose: the stage headers and progress bars suffice."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    for noisy in ("accelerate", "httpx", "matplotlib", "PIL"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+from mu2.cli.logs import configure_logging
 
 
 def register(app: typer.Typer) -> None:
@@ -61,7 +47,7 @@ def register(app: typer.Typer) -> None:
 
         extra = list(overrides) + (["ablate_stage0=true"] if ablate_stage0 else [])
         cfg = make_demo_config("fast" if fast else "full", extra)
-        _configure_logging(verbose)
+        configure_logging(verbose)
         from mu2.demo.pipeline import run_demo
 
         def echo(line: str) -> None:
