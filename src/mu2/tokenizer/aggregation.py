@@ -17,6 +17,7 @@ from torch.utils.checkpoint import checkpoint
 
 from mu2.tokenizer.attention import FeedForward, MultiHeadAttention, attention_mask
 from mu2.tokenizer.position import sequence_bias
+from mu2.tokenizer.standardize import standardize_over_tokens
 
 # Queries live in a pre-norm residual stream: at unit scale they stay distinct after the first
 # updates (at 0.02 every query is swamped by the same attention output and all Q tokens
@@ -67,14 +68,15 @@ class AggregationLayer(nn.Module):
 
 
 class LinearAggregation(nn.Module):
-    """V' = softmax(q W_q (norm(V) W_k)^T / sqrt(E)) V: a convex mix of the visual tokens."""
+    """V' = softmax(q W_q (norm(V) W_k)^T / (tau sqrt(E))) V: a convex mix of the visual tokens."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, temperature: float = 1.0, standardize: bool = False):
         super().__init__()
+        self.standardize = standardize
         self.norm_keys = nn.LayerNorm(dim)
         self.q = nn.Linear(dim, dim)
         self.k = nn.Linear(dim, dim)
-        self.scale = 1.0 / math.sqrt(dim)
+        self.scale = 1.0 / (temperature * math.sqrt(dim))
         # Unit-variance projections give logits of std ~1 at init, so each query starts
         # with its own mix instead of (nearly) the mean of all visual tokens.
         for proj in (self.q, self.k):
@@ -85,7 +87,8 @@ class LinearAggregation(nn.Module):
         self, queries: torch.Tensor, visual: torch.Tensor, visual_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """queries (B, Q, E), visual (B, M, E), mask (B, M) -> (V' (B, Q, E), A (B, Q, M))."""
-        logits = self.q(queries) @ self.k(self.norm_keys(visual)).transpose(1, 2) * self.scale
+        keys = standardize_over_tokens(visual, visual_mask) if self.standardize else visual
+        logits = self.q(queries) @ self.k(self.norm_keys(keys)).transpose(1, 2) * self.scale
         mask = attention_mask(None, visual_mask, logits.dtype)  # (B, 1, 1, M)
         if mask is not None:
             logits = logits + mask[:, 0]  # (B, Q, M)
@@ -105,6 +108,8 @@ class TextConditionedAggregation(nn.Module):
         rpe: str,
         mlp_ratio: float,
         dropout: float = 0.0,
+        temperature: float = 1.0,
+        standardize: bool = False,
     ):
         super().__init__()
         self.queries = nn.Parameter(torch.randn(num_queries, dim) * QUERY_INIT_STD)
@@ -112,7 +117,7 @@ class TextConditionedAggregation(nn.Module):
             AggregationLayer(dim, heads, num_queries, rpe, mlp_ratio, dropout) for _ in range(depth)
         )
         self.norm = nn.LayerNorm(dim)
-        self.aggregate = LinearAggregation(dim)
+        self.aggregate = LinearAggregation(dim, temperature, standardize)
         self.gradient_checkpointing = False  # set by PreTrainedModel.gradient_checkpointing_enable
 
     def forward(

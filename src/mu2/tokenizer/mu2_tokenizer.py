@@ -75,6 +75,13 @@ class TokenizerConfig:
     selection: str = "soft"
     pooling: str = "dynamic"
     dropout: float = 0.0
+    temperature: float = 1.0
+    """tau of the DTS and final-aggregation softmaxes, logits / (tau sqrt(E)); 1.0 is the
+    paper's scaled dot product. Smaller values start each selection / query on fewer tokens
+    instead of near the mean of all of them (the tiny default, see ``mu2.model.builders``)."""
+    standardize_scores: bool = False
+    """Standardise the features the DTS and final-aggregation softmaxes score over each case's
+    tokens (``mu2.tokenizer.standardize``); not in the paper, which uses the raw features."""
 
     def __post_init__(self) -> None:
         self.grid = tuple(int(g) for g in self.grid)
@@ -90,6 +97,8 @@ class TokenizerConfig:
                 problems.append(f"{name}={value!r} (choose one of {list(choices)})")
         if len(self.grid) != 3 or min(self.grid) < 1:
             problems.append(f"grid={self.grid} (three positive sizes)")
+        if not self.temperature > 0:
+            problems.append(f"temperature={self.temperature} (must be > 0)")
         if self.width % self.heads:
             problems.append(f"width={self.width} is not divisible by heads={self.heads}")
         if self.num_selected % lcm(*self.scales):
@@ -139,10 +148,20 @@ class Mu2Tokenizer(nn.Module):
         self.refiner = SpatioTemporalRefiner(
             c.width, c.svr_layers, c.heads, c.grid, c.max_frames, c.rpe, c.mlp_ratio, c.dropout
         )
-        self.selection = make_selection(c.selection, c.width, c.num_selected)
+        self.selection = make_selection(
+            c.selection, c.width, c.num_selected, c.temperature, c.standardize_scores
+        )
         self.pooling = make_pooling(c.pooling, c.width, c.scales, c.gate_hidden)
         self.aggregation = TextConditionedAggregation(
-            c.width, c.tta_layers, c.heads, c.num_queries, c.rpe, c.mlp_ratio, c.dropout
+            c.width,
+            c.tta_layers,
+            c.heads,
+            c.num_queries,
+            c.rpe,
+            c.mlp_ratio,
+            c.dropout,
+            c.temperature,
+            c.standardize_scores,
         )
 
     @property

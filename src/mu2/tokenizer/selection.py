@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mu2.tokenizer.standardize import standardize_over_tokens
+
 SELECTIONS: tuple[str, ...] = ("soft", "hard")
 
 
@@ -36,20 +38,24 @@ class Selection:
 class SoftTokenSelection(nn.Module):
     """DTS: k score vectors, each a softmax over all T*N tokens; k soft tokens in one einsum.
 
-    alpha^(r) = softmax_i(w_r . f_i / sqrt(E)),  v^(r) = sum_i alpha_i^(r) v_i  for r = 1..k.
-    The 1/sqrt(E) temperature keeps the initial softmax from collapsing to one token.
+    alpha^(r) = softmax_i(w_r . f_i / (tau sqrt(E))),  v^(r) = sum_i alpha_i^(r) v_i, r = 1..k.
+    tau = 1 keeps the initial softmax from collapsing to one token; a smaller tau starts each
+    score vector on fewer tokens (see ``TokenizerConfig.temperature``).
     """
 
-    def __init__(self, dim: int, k: int):
+    def __init__(self, dim: int, k: int, temperature: float = 1.0, standardize: bool = False):
         super().__init__()
         self.k = k
+        self.standardize = standardize
         self.score = nn.Parameter(torch.randn(k, dim))  # W_s: (k, E), unit-variance rows
-        self.scale = 1.0 / math.sqrt(dim)
+        self.scale = 1.0 / (temperature * math.sqrt(dim))
 
     def forward(
         self, features: torch.Tensor, tokens: torch.Tensor, mask: torch.Tensor
     ) -> Selection:
         """features, tokens (B, M, E), mask (B, M) True = real token -> Selection (B, k, E)."""
+        if self.standardize:
+            features = standardize_over_tokens(features, mask)  # (B, M, E)
         logits = torch.einsum("bme,ke->bkm", features, self.score.to(features.dtype)) * self.scale
         logits = logits.masked_fill(~mask[:, None, :], float("-inf"))  # (B, k, M)
         weights = logits.softmax(dim=-1)  # (B, k, M)
@@ -91,9 +97,11 @@ class HardTokenSelection(nn.Module):
         return Selection(tokens=picked, mask=valid, index=index)
 
 
-def make_selection(kind: str, dim: int, k: int) -> nn.Module:
+def make_selection(
+    kind: str, dim: int, k: int, temperature: float = 1.0, standardize: bool = False
+) -> nn.Module:
     if kind == "soft":
-        return SoftTokenSelection(dim, k)
+        return SoftTokenSelection(dim, k, temperature, standardize)
     if kind == "hard":
         return HardTokenSelection(dim, k)
     raise ValueError(f"unknown selection {kind!r}; choose one of {SELECTIONS}")
