@@ -6,7 +6,7 @@ import pytest
 
 from mu2.config import load_config
 from mu2.errors import Mu2Error
-from mu2.train.config import DPOConfig, PrefsConfig, SFTConfig
+from mu2.train.config import DPOConfig, LMConfig, PrefsConfig, SFTConfig
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
@@ -15,7 +15,8 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
     ("cls", "path"),
     [(SFTConfig, p) for p in sorted((CONFIGS / "sft").glob("*.yaml"))]
     + [(DPOConfig, p) for p in sorted((CONFIGS / "dpo").glob("*.yaml"))]
-    + [(PrefsConfig, p) for p in sorted((CONFIGS / "prefs").glob("*.yaml"))],
+    + [(PrefsConfig, p) for p in sorted((CONFIGS / "prefs").glob("*.yaml"))]
+    + [(LMConfig, p) for p in sorted((CONFIGS / "lm").glob("*.yaml"))],
     ids=lambda x: x.name if isinstance(x, Path) else x.__name__,
 )
 def test_config_files_load(cls, path):
@@ -36,5 +37,9 @@ def test_bad_values_are_user_errors():
         load_config(DPOConfig, None, ["beta=0"])
     with pytest.raises(Mu2Error, match="n must be >= 2"):
         load_config(PrefsConfig, None, ["n=1"])
+    with pytest.raises(Mu2Error, match="choose one of"):
+        load_config(LMConfig, None, ["context=captions"])
+    with pytest.raises(Mu2Error, match="needs no text pretraining"):
+        load_config(LMConfig, None, ["model.llm_path=/models/llama"])
     with pytest.raises(Mu2Error, match="grad_accum must be >= 1"):
         load_config(SFTConfig, None, ["grad_accum=0"])

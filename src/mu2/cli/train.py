@@ -1,6 +1,7 @@
 """``mu2 train <stage>``: the training recipes, one sub-command per stage.
 
     mu2 train clip --config configs/clip/tiny.yaml [key=value ...]   (mu2.cli.train_clip)
+    mu2 train lm --config configs/lm/tiny.yaml [key=value ...]     (tiny LLM text pretraining)
     mu2 train sft --config configs/sft/tiny.yaml [key=value ...]
     mu2 train dpo --config configs/dpo/tiny.yaml [key=value ...]
 
@@ -104,6 +105,31 @@ def _add_dpo(sub: typer.Typer) -> None:
     _ = dpo
 
 
+def _add_lm(sub: typer.Typer) -> None:
+    @sub.command("lm", context_settings=_EXTRA)
+    def lm(
+        config: Path | None = _config_option(),
+        overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+        print_config: bool = typer.Option(
+            False, "--print-config", help="Print the resolved config and exit."
+        ),
+        verbose: bool = typer.Option(False, "--verbose", "-v"),
+    ) -> None:
+        """Text pretraining of the random-init tiny LLM (findings written in its context)."""
+        from mu2.train.config import LMConfig
+
+        cfg = load_config(LMConfig, config, overrides or [])
+        if print_config:
+            print(json.dumps(to_dict(cfg), indent=2))
+            return
+        configure_logging(verbose)
+        from mu2.train.context_lm import run_lm_pretrain
+
+        print(f"LM model: {run_lm_pretrain(cfg)}")
+
+    _ = lm
+
+
 def _add_clip(sub: typer.Typer) -> None:
     """Stage 0 lives in its own module (mu2.cli.train_clip); absent from a build, no command."""
     try:
@@ -115,13 +141,13 @@ def _add_clip(sub: typer.Typer) -> None:
     add_clip_command(sub)
 
 
-STAGES: list[Callable[[typer.Typer], None]] = [_add_clip, _add_sft, _add_dpo]
+STAGES: list[Callable[[typer.Typer], None]] = [_add_clip, _add_lm, _add_sft, _add_dpo]
 
 
 def register(app: typer.Typer) -> None:
     sub = typer.Typer(
         name="train",
-        help="Train mu2: clip (stage 0), sft (stage 1), dpo (stage 2).",
+        help="Train mu2: clip (stage 0), lm (tiny LLM text pretraining), sft (stage 1), dpo (stage 2).",
         no_args_is_help=True,
         pretty_exceptions_enable=False,
     )

@@ -254,3 +254,62 @@ class PrefsConfig:
             problems.append(f"top_p must be in (0, 1], got {self.top_p}")
         if problems:
             raise ValueError("; ".join(problems))
+
+
+CONTEXTS: tuple[str, ...] = ("findings", "none")
+FILLS: tuple[str, ...] = ("repeat", "once")
+
+
+@dataclass
+class LMDataOptions:
+    train: str = "runs/synth/train.jsonl"
+    limit: int | None = None
+    """Use only the first N rows (None: all)."""
+
+
+@dataclass
+class LMConfig:
+    """Text pretraining of a random-init tiny LLM before SFT (embedded default only).
+
+    The paper's LLM arrives pretrained (Llama-3.2-1B) and can read what its context says;
+    a random-init tiny Llama cannot, and SFT alone does not teach it to read the image
+    within the demo budget (BENCHMARKS.md, issue 10). This stage trains the LLM on the SFT
+    rows' text with ``context="findings"``: the row's structured findings written as words
+    at a random place among the image placeholders, so the LLM learns to look back at that
+    block for evidence. SFT then fills the block with visual tokens. Skip this stage when
+    ``model.llm_path`` points at a pretrained LLM.
+    """
+
+    output_dir: str = "runs/lm-tiny"
+    max_steps: int = 300
+    batch_size: int = 32
+    seed: int = 0
+    device: Literal["auto", "cpu"] = "auto"
+    num_threads: int | None = None
+    log_every: int = 50
+    context: str = "findings"
+    """findings: structured findings as words in the image block; none: plain text."""
+    fill: str = "repeat"
+    """repeat: the findings tiled over the whole image block; once: written once at a
+    random offset among the placeholders (see ``mu2.train.context_lm.context_block``)."""
+    model: ModelOptions = field(default_factory=ModelOptions)
+    data: LMDataOptions = field(default_factory=LMDataOptions)
+    optim: OptimOptions = field(
+        default_factory=lambda: OptimOptions(
+            lr=3e-3, weight_decay=0.01, warmup_ratio=0.05, min_lr_ratio=0.05
+        )
+    )
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.context not in CONTEXTS:
+            problems.append(f"context={self.context!r} (choose one of {list(CONTEXTS)})")
+        if self.fill not in FILLS:
+            problems.append(f"fill={self.fill!r} (choose one of {list(FILLS)})")
+        for name in ("max_steps", "batch_size", "log_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.model.llm_path is not None:
+            problems.append("model.llm_path is set: a pretrained LLM needs no text pretraining")
+        if problems:
+            raise ValueError("; ".join(problems))

@@ -86,7 +86,8 @@ def build_model(opts: ModelOptions, train_texts: list[str], seed: int = 0) -> to
         if not Path(opts.init_from).is_dir():
             raise Mu2Error(
                 f"model.init_from={opts.init_from} is not a folder",
-                fix="pass a saved mu2 model folder",
+                fix="pass a saved mu2 model folder (tiny: run `mu2 train lm --config "
+                "configs/lm/tiny.yaml` first)",
             )
         model = Mu2ForConditionalGeneration.from_pretrained(opts.init_from)
     else:
