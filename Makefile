@@ -7,32 +7,40 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-slow lint format clean
+.PHONY: venv dev demo test test-slow lint format clean
 
+# `make demo` installs only what mu2 needs; `make test` adds the dev tools (pytest, ruff,
+# TRL for the DPO cross-check, Playwright), which cost a fresh clone's demo time otherwise.
 $(BIN)/mu2: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e .
 	touch $(BIN)/mu2
 
+$(VENV)/.dev: $(BIN)/mu2
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(VENV)/.dev
+
 venv: $(BIN)/mu2
+
+dev: $(VENV)/.dev
 
 demo: venv
 	$(BIN)/mu2 demo $(DEMO_ARGS)
 
-test: venv
+test: dev
 	$(BIN)/ruff check src tests
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Slow tests are kept out of `make test`; CI runs them too (see .ci/run).
-test-slow: venv
+test-slow: dev
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
 
-lint: venv
+lint: dev
 	$(BIN)/ruff check src tests scripts
 
-format: venv
+format: dev
 	$(BIN)/ruff format src tests scripts
 
 clean:

@@ -17,7 +17,7 @@ import pytest
 from mu2.demo.summary import TABLE_COLUMNS, target_check
 
 # The stages of the fast profile, in order (no ablation).
-STAGES = ("data", "clip", "sft", "prefs", "dpo", "eval-sft", "eval-dpo", "save", "examples")
+STAGES = ("data", "clip", "lm", "sft", "prefs", "dpo", "eval-sft", "eval-dpo", "save", "examples")
 
 
 def _run_demo(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -58,6 +58,8 @@ def test_every_artefact_exists(demo_runs: tuple[Path, str, str]) -> None:
         assert (out / "data" / "synth" / f"{split}.jsonl").stat().st_size > 0
     assert (out / "clip" / "final" / "vision.safetensors").is_file()
     assert (out / "clip" / "final" / "probe.md").is_file()
+    lm = json.loads((out / "lm" / "final" / "training_summary.json").read_text())
+    assert lm["final_loss"] < lm["first_loss"]
     for stage in ("sft", "dpo"):
         assert (out / stage / "final" / "config.json").is_file()
         assert (out / stage / "final" / "loss_curve.png").is_file()
@@ -75,7 +77,7 @@ def test_every_artefact_exists(demo_runs: tuple[Path, str, str]) -> None:
     assert all(s["first_run_wall_s"] > 0 for s in demo["stages"] if s["name"] != "save")
     assert all(s["first_run_wall_s"] >= 0 for s in demo["stages"])
     assert (out / "summary.md").is_file()
-    for folder in ("data", "clip", "sft", "prefs", "dpo", "save", "examples"):
+    for folder in ("data", "clip", "lm", "sft", "prefs", "dpo", "save", "examples"):
         assert json.loads((out / folder / "done.json").read_text())["hash"]
 
 

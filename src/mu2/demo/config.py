@@ -53,11 +53,27 @@ class ClipSection:
 
 
 @dataclass
-class SFTSection:
-    """Stage 1: supervised fine-tuning on the stage-0 tower."""
+class LMSection:
+    """Text pretraining of the random-init tiny LLM with the findings written in its image
+    block (``mu2.train.context_lm``); SFT starts from it."""
 
+    enabled: bool = True
+    """False: SFT builds a fresh model and trains the LLM too (the issue-10 baseline)."""
     steps: int = 300
-    batch_size: int = 16
+    batch_size: int = 32
+    lr: float = 3e-3
+    fill: str = "repeat"
+    """How the findings fill the image block: repeat (tiled) or once."""
+    overrides: list[str] = field(default_factory=list)
+    """``LMConfig`` key=value overrides."""
+
+
+@dataclass
+class SFTSection:
+    """Stage 1: supervised fine-tuning on the stage-0 tower, from the text-pretrained LLM."""
+
+    steps: int = 600
+    batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.05
@@ -65,6 +81,10 @@ class SFTSection:
     """Cosine floor as a fraction of lr."""
     freeze_vision: bool = True
     """Keep the stage-0 tower fixed (training it end to end teaches only the template)."""
+    freeze_llm: bool = True
+    """Keep the text-pretrained LLM fixed: SFT aligns projector + tokenizer to it (LLaVA's
+    stage 1). Training the tiny LLM too returns the abdominal findings to their prior within
+    this budget (BENCHMARKS.md). Ignored (LLM trains) when ``lm.enabled`` is false."""
     overrides: list[str] = field(default_factory=list)
     """``SFTConfig`` key=value overrides (also used by the no-stage-0 ablation)."""
 
@@ -132,7 +152,7 @@ PROFILE_NAMES: tuple[str, ...] = ("full", "fast")
 
 @dataclass
 class DemoConfig:
-    """The whole demo: data -> stage 0 -> SFT -> pairs -> DPO -> eval -> reports -> save."""
+    """The whole demo: data -> stage 0 -> LM -> SFT -> pairs -> DPO -> eval -> reports -> save."""
 
     profile: str = "full"
     model_name: str = "demo"
@@ -151,6 +171,7 @@ class DemoConfig:
     """Also train SFT without the stage-0 tower (same budget) and score it per finding."""
     data: DataSection = field(default_factory=DataSection)
     clip: ClipSection = field(default_factory=ClipSection)
+    lm: LMSection = field(default_factory=LMSection)
     sft: SFTSection = field(default_factory=SFTSection)
     prefs: PrefsSection = field(default_factory=PrefsSection)
     dpo: DPOSection = field(default_factory=DPOSection)
@@ -163,6 +184,8 @@ class DemoConfig:
             "data.n": self.data.n,
             "clip.steps": self.clip.steps,
             "clip.batch_size": self.clip.batch_size,
+            "lm.steps": self.lm.steps,
+            "lm.batch_size": self.lm.batch_size,
             "sft.steps": self.sft.steps,
             "sft.batch_size": self.sft.batch_size,
             "prefs.cases": self.prefs.cases,
@@ -202,8 +225,10 @@ def fast_profile() -> DemoConfig:
         checkpoint_every=0,
         data=DataSection(n=24, workers=1),
         clip=ClipSection(steps=3, batch_size=4, probe_train_cases=8, probe_baseline=False),
-        # Enough steps for the model to write words, so GREEN ranks samples and DPO has pairs.
-        sft=SFTSection(steps=40, batch_size=4, lr=3e-3),
+        # Enough LM steps for the model to write words, so GREEN ranks samples and DPO has
+        # pairs (SFT keeps the LLM fixed).
+        lm=LMSection(steps=40, batch_size=8),
+        sft=SFTSection(steps=4, batch_size=4, lr=3e-3),
         prefs=PrefsSection(cases=6, samples=4, max_new_tokens=24),
         dpo=DPOSection(steps=1, batch_size=2),
         eval=EvalSection(bootstrap=20, max_cases=6, max_new_tokens=48, batch_size=6),

@@ -51,6 +51,14 @@ class DemoPaths:
         return self.root / "clip"
 
     @property
+    def lm(self) -> Path:
+        return self.root / "lm"
+
+    @property
+    def lm_scratch(self) -> Path:
+        return self.root / "lm-no-stage0"
+
+    @property
     def sft(self) -> Path:
         return self.root / "sft"
 

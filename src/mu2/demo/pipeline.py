@@ -82,7 +82,8 @@ class DemoPipeline:
         self.cfg = cfg
         self.paths = paths
         self.notes: list[str] = []
-        total = 9 + (2 if cfg.ablate_stage0 else 0)
+        lm = 1 if cfg.lm.enabled else 0
+        total = 9 + lm + ((2 + lm) if cfg.ablate_stage0 else 0)
         self.runner = StageRunner(total, force, echo)
 
     def _run_options(self, out: Path) -> dict[str, Any]:
@@ -158,7 +159,36 @@ class DemoPipeline:
             "clip", "stage 0: vision pretraining", self.paths.clip, _material(cfg), run, ("data",)
         )
 
-    def sft(self, vision: str | None, scratch: bool = False) -> StageRecord:
+    def lm(self, vision: str | None, scratch: bool = False) -> StageRecord:
+        from mu2.train.config import LMConfig
+        from mu2.train.context_lm import run_lm_pretrain
+
+        m = self.cfg.lm
+        out = self.paths.lm_scratch if scratch else self.paths.lm
+        values = {
+            "output_dir": str(out), "seed": self.cfg.seed, "device": self.cfg.device,
+            "num_threads": self.cfg.num_threads, "max_steps": m.steps,
+            "batch_size": m.batch_size, "fill": m.fill, "optim": {"lr": m.lr},
+            "model": {"size": "tiny", "vision_path": vision},
+            "data": {"train": self._data_file("train")},
+        }  # fmt: skip
+        cfg = _build(LMConfig, values, m.overrides, "lm")
+
+        def run() -> dict[str, Any]:
+            final = run_lm_pretrain(cfg)
+            summary = json.loads((final / "training_summary.json").read_text())
+            note = f"loss {summary['first_loss']:.2f} -> {summary['final_loss']:.2f}"
+            return {"final_dir": str(final), "note": note}
+
+        name, title = (
+            ("lm-scratch", "LM pretraining without stage 0 (ablation)")
+            if scratch
+            else ("lm", "LM pretraining (findings in the image block)")
+        )
+        upstream = ("data",) if scratch else ("data", "clip")
+        return self.runner.run(name, title, out, _material(cfg), run, upstream)
+
+    def sft(self, vision: str | None, init_from: str | None, scratch: bool = False) -> StageRecord:
         from mu2.train.config import SFTConfig
         from mu2.train.sft import run_sft
 
@@ -170,8 +200,10 @@ class DemoPipeline:
             "batch_size": s.batch_size,
             "optim": {"lr": s.lr, "weight_decay": s.weight_decay,
                       "warmup_ratio": s.warmup_ratio, "min_lr_ratio": s.min_lr_ratio},
-            "model": {"size": "tiny", "vision_path": vision,
-                      "freeze_vision": s.freeze_vision and not scratch},
+            "model": {"size": "tiny", "vision_path": None if init_from else vision,
+                      "init_from": init_from,
+                      "freeze_vision": s.freeze_vision and not scratch,
+                      "freeze_llm": s.freeze_llm and init_from is not None},
             "data": {"train": self._data_file("train"), "val": self._data_file("val"),
                      "prep": self.cfg.prep, "cache": "disk", "cache_dir": str(self.paths.cache)},
         }  # fmt: skip
@@ -186,7 +218,8 @@ class DemoPipeline:
         name, title = (
             ("sft-scratch", "SFT without stage 0 (ablation)") if scratch else ("sft", "SFT")
         )
-        upstream = ("data",) if scratch else ("data", "clip")
+        lm = ("lm-scratch",) if scratch else ("lm",)
+        upstream = (("data",) if scratch else ("data", "clip")) + (lm if init_from else ())
         return self.runner.run(name, title, out, _material(cfg), run, upstream)
 
     def prefs(self, sft_final: str) -> StageRecord:
@@ -333,8 +366,13 @@ class DemoPipeline:
         data = self.data()
         kinds = list(data.outputs["kinds"])
         clip = self.clip()
-        sft = self.sft(clip.outputs["vision_path"])
-        scratch = self.sft(None, scratch=True) if self.cfg.ablate_stage0 else None
+        vision = clip.outputs["vision_path"]
+        lm = self.lm(vision).outputs["final_dir"] if self.cfg.lm.enabled else None
+        sft = self.sft(vision, lm)
+        scratch = None
+        if self.cfg.ablate_stage0:
+            lm0 = self.lm(None, scratch=True).outputs["final_dir"] if lm else None
+            scratch = self.sft(None, lm0, scratch=True)
         prefs = self.prefs(sft.outputs["final_dir"])
         final_stage, final_dir = "sft", sft.outputs["final_dir"]
         if prefs.outputs.get("pairs", 0) > 0:
