@@ -41,6 +41,18 @@ def test_dpo_moves_policy_not_reference(dpo_config, tiny_model_dir, tmp_path):
         torch.testing.assert_close(v, sft[k], rtol=0, atol=0)
 
 
+def test_dpo_with_the_llm_frozen_moves_only_projector_and_tokenizer(
+    dpo_config, tiny_model_dir, tmp_path
+):
+    cfg = dpo_config(
+        tmp_path / "dpo", "max_steps=2", "data.limit=2", "optim.lr=3e-4", "model.freeze_llm=true"
+    )
+    final = DPORecipe(cfg).run_all()
+    sft, dpo = _weights(tiny_model_dir), _weights(final)
+    changed = {k.split(".")[0] for k in sft if not torch.equal(sft[k], dpo[k])}
+    assert changed == {"projector", "visual_tokenizer"}
+
+
 def test_dpo_with_lora_uses_the_adapter_free_model_as_reference(
     dpo_config, tiny_model_dir, tmp_path
 ):

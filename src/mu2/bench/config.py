@@ -2,9 +2,10 @@
 
 Every preset gets the same budget: the same synthetic data, the same stage-0 vision tower
 (one per data set and seed), the same tiny LLM shape, the same SFT steps, batch, learning
-rate and schedule. The SFT and DPO values are those of ``configs/sft/tiny.yaml`` and
-``configs/dpo/tiny.yaml`` (the embedded default), with fewer steps so that 7 presets x 3
-seeds x 2 data sets fit on a 2-core CPU.
+rate and schedule. The SFT and DPO values are those the embedded default used before the
+LM pretraining stage (SFT trains the LLM from random init, 300 steps of 16; DPO as in
+``configs/dpo/tiny.yaml``); the ablation does not yet run ``mu2 train lm`` and the
+frozen-LLM SFT that ``configs/sft/tiny.yaml`` and ``mu2 demo`` now use (issue 8).
 """
 
 from __future__ import annotations

@@ -184,6 +184,9 @@ class DPOModelOptions:
     differ only by the weights."""
     freeze_vision: bool = True
     """Keep the vision tower fixed during DPO (preferences are about the text)."""
+    freeze_llm: bool = False
+    """Keep the LLM fixed too, so DPO moves only the projector and the tokenizer (for an SFT
+    model aligned to a frozen text-pretrained tiny LLM, ``configs/sft/tiny.yaml``)."""
 
 
 @dataclass

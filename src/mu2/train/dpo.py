@@ -104,7 +104,7 @@ class DPORecipe(Recipe):
         _check_pairs(Path(cfg.data.train))
         policy = load_sft_model(cfg.model.sft_model)
         self.processor = policy.processor
-        policy.freeze(vision=cfg.model.freeze_vision)
+        policy.freeze(vision=cfg.model.freeze_vision, llm=cfg.model.freeze_llm or None)
         freeze_unused(policy)
         if cfg.model.disable_dropout:
             disable_dropout(policy)
