@@ -52,7 +52,6 @@ def test_lower_temperature_gives_a_peakier_selection():
     mask = torch.ones(1, 20, dtype=torch.bool)
     warm, cold = SoftTokenSelection(16, 4), SoftTokenSelection(16, 4, temperature=0.25)
     cold.load_state_dict(warm.state_dict())
-    entropy = [
-        -(s(x, x, mask).weights * s(x, x, mask).weights.log()).sum(-1).mean() for s in (warm, cold)
-    ]
+    weights = [s(x, x, mask).weights for s in (warm, cold)]  # (1, k, M) each
+    entropy = [-(w * w.log()).sum(-1).mean() for w in weights]
     assert entropy[1] < entropy[0]

@@ -18,9 +18,11 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
+from mu2.cli.logs import NOISY_LOGGERS
 from mu2.config import load_config, to_dict
 
 OVERRIDES_HELP = "Config overrides, e.g. optim.lr=1e-4 max_steps=200 (dotted keys)."
@@ -34,7 +36,7 @@ def configure_logging(verbose: bool = False) -> None:
         format="%(asctime)s %(levelname).1s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("accelerate", "httpx", "matplotlib", "PIL"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -51,6 +53,19 @@ def _config_option() -> Path | None:
     )
 
 
+def load_stage_config(
+    cls: type, config: Path | None, overrides: list[str] | None, print_config: bool, verbose: bool
+) -> Any | None:
+    """The stage's config from YAML + overrides; with ``--print-config`` print it and return
+    None, else set up logging and return it (what every ``mu2 train`` command does first)."""
+    cfg = load_config(cls, config, overrides or [])
+    if print_config:
+        print(json.dumps(to_dict(cfg), indent=2))
+        return None
+    configure_logging(verbose)
+    return cfg
+
+
 def _add_sft(sub: typer.Typer) -> None:
     @sub.command("sft", context_settings=_EXTRA)
     def sft(
@@ -64,11 +79,9 @@ def _add_sft(sub: typer.Typer) -> None:
         """Stage 1: supervised fine-tuning (next-token loss on the report)."""
         from mu2.train.config import SFTConfig
 
-        cfg = load_config(SFTConfig, config, overrides or [])
-        if print_config:
-            print(json.dumps(to_dict(cfg), indent=2))
+        cfg = load_stage_config(SFTConfig, config, overrides, print_config, verbose)
+        if cfg is None:
             return
-        configure_logging(verbose)
         from mu2.train.sft import run_sft
 
         final = run_sft(cfg)
@@ -91,11 +104,9 @@ def _add_dpo(sub: typer.Typer) -> None:
         """Stage 2: DPO on GREEN-ranked preference pairs (from `mu2 prefs build`)."""
         from mu2.train.config import DPOConfig
 
-        cfg = load_config(DPOConfig, config, overrides or [])
-        if print_config:
-            print(json.dumps(to_dict(cfg), indent=2))
+        cfg = load_stage_config(DPOConfig, config, overrides, print_config, verbose)
+        if cfg is None:
             return
-        configure_logging(verbose)
         from mu2.train.dpo import run_dpo
 
         final = run_dpo(cfg)
@@ -118,11 +129,9 @@ def _add_lm(sub: typer.Typer) -> None:
         """Text pretraining of the random-init tiny LLM (findings written in its context)."""
         from mu2.train.config import LMConfig
 
-        cfg = load_config(LMConfig, config, overrides or [])
-        if print_config:
-            print(json.dumps(to_dict(cfg), indent=2))
+        cfg = load_stage_config(LMConfig, config, overrides, print_config, verbose)
+        if cfg is None:
             return
-        configure_logging(verbose)
         from mu2.train.context_lm import run_lm_pretrain
 
         print(f"LM model: {run_lm_pretrain(cfg)}")

@@ -9,12 +9,9 @@ Writes ``<output_dir>/final/vision.safetensors`` (for an SFT config's
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
-
-from mu2.config import load_config, to_dict
 
 OVERRIDES_HELP = "Config overrides, e.g. max_steps=200 model.findings_weight=0 (dotted keys)."
 
@@ -34,14 +31,12 @@ def add_clip_command(train_app: typer.Typer) -> None:
         verbose: bool = typer.Option(False, "--verbose", "-v"),
     ) -> None:
         """Stage 0: vision pretraining (image-report InfoNCE + findings head), then a probe."""
-        from mu2.cli.train import configure_logging
+        from mu2.cli.train import load_stage_config
         from mu2.pretrain.config import ClipConfig
 
-        cfg = load_config(ClipConfig, config, overrides or [])
-        if print_config:
-            print(json.dumps(to_dict(cfg), indent=2))
+        cfg = load_stage_config(ClipConfig, config, overrides, print_config, verbose)
+        if cfg is None:
             return
-        configure_logging(verbose)
         from mu2.pretrain.clip import VISION_FILE
         from mu2.pretrain.probe import PROBE_MD
         from mu2.pretrain.recipe import run_clip
