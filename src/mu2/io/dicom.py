@@ -14,15 +14,17 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pydicom
-import SimpleITK as sitk
 from pydicom.errors import InvalidDicomError
 
 from mu2.errors import Mu2Error
 from mu2.io.checks import check_memory, short_reason
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ def _collect(folder: Path, recursive: bool = True) -> tuple[list[_Series], int]:
 @contextlib.contextmanager
 def _quiet_itk() -> Iterator[None]:
     """ITK prints its own warnings to stderr; mu2 reports problems itself, once."""
+    import SimpleITK as sitk  # imported on first DICOM decode: NIfTI / .npy users never pay it
+
     previous = sitk.ProcessObject.GetGlobalWarningDisplay()
     sitk.ProcessObject.SetGlobalWarningDisplay(False)
     try:
@@ -96,6 +100,8 @@ def _quiet_itk() -> Iterator[None]:
 
 def _sitk_read(files: list[Path], where: str) -> np.ndarray:
     """Decode pixels (rescale applied by GDCM) -> float32 array (X, Y, Z)."""
+    import SimpleITK as sitk
+
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames([str(f) for f in files])
     reader.SetOutputPixelType(sitk.sitkFloat32)
@@ -184,6 +190,8 @@ def read_dicom(
     path: Path, max_voxels: int, allow_non_ct: bool
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Return (data (X=column, Y=row, Z=slice) float32 HU, RAS affine, meta)."""
+    import SimpleITK as sitk
+
     where = str(path)
     folder = path if path.is_dir() else path.parent
     single = None if path.is_dir() else _read_header(path)
