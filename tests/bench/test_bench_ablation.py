@@ -56,6 +56,18 @@ def test_quick_run_writes_tables_from_metrics_files(quick_run: Path, capsys) -> 
         assert "no DPO: no preference pairs" in table
 
 
+def test_each_preset_gets_its_own_lm_stage_and_a_frozen_llm_sft(quick_run: Path) -> None:
+    """The demo recipe: LM stage per preset, SFT from it with the tower and the LLM frozen."""
+    for row in ("linvt", "mu2"):
+        run = quick_run / "runs/procedural/seed0" / row
+        sft = json.loads((run / "sft/config.json").read_text())["model"]
+        assert sft["init_from"] == str(run / "lm/final")
+        assert sft["freeze_llm"] and sft["freeze_vision"] and sft["vision_path"] is None
+        lm = json.loads((run / "lm/final/config.json").read_text())
+        assert lm["preset"] == row  # the LM stage built the preset whose block it filled
+        assert set(json.loads((run / "timing.json").read_text())) >= {"lm", "sft"}
+
+
 def test_metrics_file_equals_a_separate_evaluation(quick_run: Path) -> None:
     """Scoring all runs at once (one group per run) gives each run's own numbers."""
     from mu2.metrics import EvalConfig, evaluate

@@ -2,8 +2,9 @@
 
 For each data set (procedural anatomy; real anatomy = lesions drawn in the repository's
 CT sample) and each seed: stage 0 once (:func:`mu2.pretrain.recipe.run_clip`), then every
-preset by SFT (:func:`mu2.train.sft.run_sft`) with the same budget, tiny LLM shape, data and
-frozen stage-0 tower; mu2 + DPO from the mu2 SFT model (:func:`mu2.train.prefs.build_pairs`,
+preset by the LM stage (:func:`mu2.train.context_lm.run_lm_pretrain`) and SFT
+(:func:`mu2.train.sft.run_sft`) with the same budget, tiny LLM shape, data and frozen
+stage-0 tower; mu2 + DPO from the mu2 SFT model (:func:`mu2.train.prefs.build_pairs`,
 :func:`mu2.train.dpo.run_dpo`); greedy reports for the test split and the held-out
 combination split; all of them scored in one evaluation (:mod:`mu2.bench.score`); mean and
 sd over seeds in the paper's layouts (:mod:`mu2.bench.table`) and a bar plot.
@@ -13,7 +14,7 @@ Layout of OUT::
     config.json                      the config (a resumed run must have the same budget)
     data/<dataset>/                  `mu2 data synth` output; cache/ of prepared volumes
     runs/<dataset>/seed<s>/clip/     stage 0 (final/vision.safetensors, probe.md)
-    runs/<dataset>/seed<s>/<row>/    sft/ (mu2+dpo: prefs/, dpo/), predictions/<split>.jsonl,
+    runs/<dataset>/seed<s>/<row>/    lm/, sft/ (mu2+dpo: prefs/, dpo/), predictions/<split>.jsonl,
                                      metrics/<split>.json, timing.json, status.json
     eval/                            the one evaluation's files (per-case scores, GREEN answers)
     table.md table.csv results.json ablation_<dataset>.png
@@ -145,7 +146,7 @@ def train_clip(cfg: AblationConfig, data: Path, run_dir: Path, seed: int) -> Pat
         return vision
     overrides = _run_options(cfg, run_dir, seed) + [
         f"max_steps={cfg.clip_steps}",
-        f"batch_size={cfg.batch_size}",
+        f"batch_size={cfg.clip_batch_size}",
         f"data.train={data / 'train.jsonl'}",
         f"data.val={data / 'val.jsonl'}",
         f"data.test={data / 'test.jsonl'}",
@@ -161,35 +162,69 @@ def train_clip(cfg: AblationConfig, data: Path, run_dir: Path, seed: int) -> Pat
     return vision
 
 
+def train_lm(cfg: AblationConfig, data: Path, run_dir: Path, seed: int, preset: str,
+             vision: Path) -> Path | None:  # fmt: skip
+    """LM stage of one preset (``mu2 train lm``): the random-init tiny LLM learns to read
+    the findings written in an image block of the preset's size; None when lm_steps is 0."""
+    from mu2.train.config import LMConfig
+    from mu2.train.context_lm import run_lm_pretrain
+
+    if cfg.lm_steps == 0:
+        return None
+    final = run_dir / "lm" / FINAL
+    if (final / "config.json").is_file():
+        return final
+    threads = f"num_threads={cfg.num_threads}" if cfg.num_threads else "num_threads=null"
+    overrides = [
+        f"output_dir={run_dir / 'lm'}", f"seed={seed}", "device=cpu", threads,
+        f"max_steps={cfg.lm_steps}", f"batch_size={cfg.lm_batch_size}", f"optim.lr={cfg.lm_lr}",
+        f"model.preset={preset}", "model.size=tiny", f"model.vision_path={vision}",
+        f"model.overrides={json.dumps(cfg.model_overrides)}",
+        f"data.train={sft_rows(cfg, data, 'train')}",
+    ]  # fmt: skip
+    with timed(run_dir / TIMING, "lm"):
+        return run_lm_pretrain(load_config(LMConfig, None, overrides))
+
+
 def train_sft(cfg: AblationConfig, data: Path, run_dir: Path, seed: int, preset: str,
               vision: Path) -> Path:  # fmt: skip
-    """SFT of one preset: the same budget, tower and data for every preset."""
+    """SFT of one preset: the same budget, tower and data for every preset, from the
+    preset's LM stage with the LLM frozen (or, with lm_steps=0, a random-init LLM)."""
     from mu2.train.config import SFTConfig
     from mu2.train.sft import run_sft
 
     final = run_dir / "sft" / FINAL
     if (final / "config.json").is_file():
         return final
-    overrides = _run_options(cfg, run_dir / "sft", seed) + [
-        f"max_steps={cfg.sft_steps}",
-        f"batch_size={cfg.batch_size}",
-        f"model.preset={preset}",
-        "model.size=tiny",
-        f"model.vision_path={vision}",
-        "model.freeze_vision=true",  # stage 0's tower, fixed (configs/sft/tiny.yaml)
-        f"model.overrides={json.dumps(cfg.model_overrides)}",
-        f"data.train={sft_rows(cfg, data, 'train')}",
-        f"data.val={sft_rows(cfg, data, 'val')}",
-        f"data.prep={PREP}",
-        f"data.augment={str(cfg.augment).lower()}",
-        "data.cache=disk",
-        f"data.cache_dir={data / 'cache'}",
-        f"data.max_val_cases={cfg.max_val_cases}",
-        f"optim.lr={cfg.lr}",
-        f"optim.weight_decay={cfg.weight_decay}",
-        f"optim.warmup_ratio={cfg.warmup_ratio}",
-        f"optim.min_lr_ratio={cfg.min_lr_ratio}",
-    ]
+    lm = train_lm(cfg, data, run_dir, seed, preset, vision)
+    start = (
+        [f"model.init_from={lm}", "model.vision_path=null",
+         f"model.freeze_llm={str(cfg.freeze_llm).lower()}"]
+        if lm is not None
+        else [f"model.vision_path={vision}", f"model.overrides={json.dumps(cfg.model_overrides)}"]
+    )  # fmt: skip
+    overrides = (
+        _run_options(cfg, run_dir / "sft", seed)
+        + start
+        + [
+            f"max_steps={cfg.sft_steps}",
+            f"batch_size={cfg.batch_size}",
+            f"model.preset={preset}",
+            "model.size=tiny",
+            "model.freeze_vision=true",  # stage 0's tower, fixed (configs/sft/tiny.yaml)
+            f"data.train={sft_rows(cfg, data, 'train')}",
+            f"data.val={sft_rows(cfg, data, 'val')}",
+            f"data.prep={PREP}",
+            f"data.augment={str(cfg.augment).lower()}",
+            "data.cache=disk",
+            f"data.cache_dir={data / 'cache'}",
+            f"data.max_val_cases={cfg.max_val_cases}",
+            f"optim.lr={cfg.lr}",
+            f"optim.weight_decay={cfg.weight_decay}",
+            f"optim.warmup_ratio={cfg.warmup_ratio}",
+            f"optim.min_lr_ratio={cfg.min_lr_ratio}",
+        ]
+    )
     with timed(run_dir / TIMING, "sft"):
         run_sft(load_config(SFTConfig, None, overrides))
     return final

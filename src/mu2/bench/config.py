@@ -1,11 +1,12 @@
 """Config of ``mu2 bench ablation``: which rows, data sets and seeds, and the one budget.
 
 Every preset gets the same budget: the same synthetic data, the same stage-0 vision tower
-(one per data set and seed), the same tiny LLM shape, the same SFT steps, batch, learning
-rate and schedule. The SFT and DPO values are those the embedded default used before the
-LM pretraining stage (SFT trains the LLM from random init, 300 steps of 16; DPO as in
-``configs/dpo/tiny.yaml``); the ablation does not yet run ``mu2 train lm`` and the
-frozen-LLM SFT that ``configs/sft/tiny.yaml`` and ``mu2 demo`` now use (issue 8).
+(one per data set and seed), the same tiny LLM shape, the same LM-stage and SFT steps,
+batch, learning rate and schedule. The defaults are the embedded default's recipe
+(``mu2 demo``): stage 0, the LM stage (``mu2 train lm``: the findings as words in the
+image block, 300 steps of 32), then SFT of projector + tokenizer with the tower and the
+text-pretrained LLM frozen (600 steps of 8, every row), DPO as in ``configs/dpo/tiny.yaml``.
+``lm_steps=0`` gives the older recipe (SFT trains the random-init LLM too).
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ QUICK: dict[str, Any] = {
     "cases": 16,
     "clip_steps": 2,
     "clip_probe": False,
+    "clip_batch_size": 4,
+    "lm_steps": 2,
+    "lm_batch_size": 4,
     "sft_steps": 2,
     "batch_size": 4,
     "prefs_rows": 2,
@@ -55,7 +59,8 @@ QUICK: dict[str, Any] = {
 
 # Fields that decide what a finished step computed: a resumed run must match them.
 BUDGET_FIELDS: tuple[str, ...] = (
-    "cases", "data_seed", "holdout_combos", "clip_steps", "sft_steps", "batch_size", "lr",
+    "cases", "data_seed", "holdout_combos", "clip_steps", "clip_batch_size", "lm_steps", "lm_batch_size", "lm_lr",
+    "freeze_llm", "sft_steps", "batch_size", "lr",
     "weight_decay", "warmup_ratio", "min_lr_ratio", "augment", "train_tasks", "prefs_rows", "prefs_samples",
     "dpo_steps", "dpo_batch_size", "dpo_lr", "dpo_beta", "max_new_tokens", "model_overrides",
     "tasks",
@@ -90,21 +95,31 @@ class AblationConfig:
     # --- stage 0 -----------------------------------------------------------------------
     clip_steps: int = 300
     """Stage-0 steps (configs/clip/tiny.yaml: 300)."""
+    clip_batch_size: int = 16
     clip_probe: bool = True
     """Zero-shot and linear-probe accuracy of each stage-0 tower (what SFT starts from)."""
 
-    # --- SFT: the same for every preset --------------------------------------------
-    sft_steps: int = 300
-    batch_size: int = 16
+    # --- LM stage (configs/lm/tiny.yaml): the same for every preset -------------------
+    lm_steps: int = 300
+    """Text pretraining steps of the random-init tiny LLM, one LM stage per preset (its image
+    block has the preset's number of visual tokens); 0: no LM stage, SFT trains the LLM."""
+    lm_batch_size: int = 32
+    lm_lr: float = 3e-3
+
+    # --- SFT (configs/sft/tiny.yaml): the same for every preset -----------------------
+    sft_steps: int = 600
+    batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_ratio: float = 0.05
     min_lr_ratio: float = 0.05
     augment: bool = True
-    train_tasks: list[str] = field(default_factory=lambda: ["report"])
-    """Row tasks SFT trains on ([] = every row). Reports only by default: the table scores
-    report generation, and at a CPU budget the yes/no rows (half of the training rows)
-    pull a small model to answering "No." to every question."""
+    freeze_llm: bool = True
+    """Keep the LM-stage LLM fixed in SFT (the demo recipe); ignored when lm_steps is 0."""
+    train_tasks: list[str] = field(default_factory=list)
+    """Row tasks SFT and the LM stage train on ([] = every row, as the demo does). Without
+    the LM stage, ["report"] is better: at a CPU budget the yes/no rows pull a random-init
+    LLM to answering "No." to every question."""
     max_val_cases: int = 32
     model_overrides: dict = field(default_factory=dict)
     """TokenizerConfig fields for every preset alike (empty: the tiny builder sizes)."""
@@ -146,9 +161,12 @@ class AblationConfig:
         if bad_metrics or not self.metrics:
             problems.append(f"metrics must be some of {','.join(ALL_METRICS)}, got {self.metrics}")
         for name in ("seeds", "cases", "clip_steps", "sft_steps", "batch_size", "prefs_rows",
-                     "dpo_steps", "dpo_batch_size", "max_new_tokens", "eval_batch_size"):  # fmt: skip
+                     "dpo_steps", "dpo_batch_size", "max_new_tokens", "eval_batch_size",
+                     "lm_batch_size", "clip_batch_size"):  # fmt: skip
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.lm_steps < 0:
+            problems.append(f"lm_steps must be >= 0 (0: no LM stage), got {self.lm_steps}")
         if self.prefs_samples < 2:
             problems.append(f"prefs_samples must be >= 2 to form a pair, got {self.prefs_samples}")
         if self.cases < 10:
