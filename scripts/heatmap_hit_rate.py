@@ -5,8 +5,10 @@ Usage (from the repository root; the synthetic set needs label maps)::
     mu2 data synth --out /tmp/s --n 200 --size tiny --seed 0 --save-labels
     .venv/bin/python scripts/heatmap_hit_rate.py --synth /tmp/s --split test   # demo model
 
-Prints the hit rate (lesion mean heat in the top decile of body heat; chance 0.10), the
-one-sided binomial p-value and the mirrored-lesion control, as JSON.
+Prints, as JSON, the voxel share (mean share of lesion voxels in the top decile of body
+heat; chance 0.10 for any lesion size) with the mirrored-lesion control and a paired
+Wilcoxon p, and the hit rate (lesion mean heat in the top decile; chance about 0.10 for
+focal lesions, far lower for extended fluid) with its binomial p (see mu2.generate.localise).
 """
 
 from __future__ import annotations

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 from mu2.errors import Mu2Error
-from mu2.generate.localise import lesion_hit, lesion_hit_rate, lesion_hit_stats, synth_lesion_cases
+from mu2.generate.localise import (
+    lesion_hit,
+    lesion_hit_rate,
+    lesion_hit_stats,
+    synth_lesion_cases,
+    top_share,
+)
 from mu2.generate.pipeline import ReportGenerator
 
 
@@ -30,6 +36,30 @@ def test_lesion_hit_statistic() -> None:
         lesion_hit(on_lesion, np.zeros(shape, bool), body)
 
 
+def test_voxel_share_has_chance_level_top_for_any_lesion_size() -> None:
+    """Heat that ignores the lesion puts ~10% of its voxels in the top decile, small or
+    large; the mean-heat hit of a large region almost never happens (chance << 0.10)."""
+    rng = np.random.default_rng(0)
+    shape = (40, 40, 20)
+    body = np.ones(shape, bool)
+    small, large = _blob(shape, (10, 10, 10), 2), _blob(shape, (20, 20, 10), 9)
+    shares = {"small": [], "large": []}
+    large_hits = 0
+    for _ in range(40):
+        heat = rng.random(shape)  # independent of where the lesions are
+        shares["small"].append(top_share(heat, small, body))
+        shares["large"].append(top_share(heat, large, body))
+        large_hits += lesion_hit(heat, large, body)
+    assert np.mean(shares["small"]) == pytest.approx(0.10, abs=0.03)
+    assert np.mean(shares["large"]) == pytest.approx(0.10, abs=0.01)
+    assert large_hits == 0
+    on_lesion = small.astype(float)  # heat exactly on the small lesion, zero elsewhere
+    assert top_share(on_lesion, small, body) == 1.0
+    assert top_share(on_lesion, _blob(shape, (30, 30, 10), 2), body) == 0.0
+    with pytest.raises(ValueError):
+        top_share(on_lesion, np.zeros(shape, bool), body)
+
+
 def test_synth_cases_have_lesions(synth_dir: Path) -> None:
     cases = synth_lesion_cases(synth_dir, "train")
     assert cases, "the tiny synthetic preset should draw fluid findings or focal lesions"
@@ -49,4 +79,6 @@ def test_hit_rate_code_path(generator: ReportGenerator, synth_dir: Path) -> None
     assert 0 <= res.hits <= res.n and res.rate == res.hits / res.n
     assert 0.0 <= res.mirrored_rate <= 1.0 and 0.0 <= res.p_value <= 1.0
     assert res.chance == pytest.approx(0.10)
+    assert 0.0 <= res.voxel_share <= 1.0 and 0.0 <= res.mirrored_share <= 1.0
+    assert 0.0 <= res.share_p_value <= 1.0
     assert lesion_hit_rate(generator, cases[:1]) in (0.0, 1.0)
