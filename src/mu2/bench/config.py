@@ -93,8 +93,8 @@ class AblationConfig:
     """Processes for data synthesis (None: all cores)."""
 
     # --- stage 0 -----------------------------------------------------------------------
-    clip_steps: int = 300
-    """Stage-0 steps (configs/clip/tiny.yaml: 300)."""
+    clip_steps: int = 240
+    """Stage-0 steps (configs/clip/tiny.yaml: 240)."""
     clip_batch_size: int = 16
     clip_probe: bool = True
     """Zero-shot and linear-probe accuracy of each stage-0 tower (what SFT starts from)."""
