@@ -23,8 +23,11 @@ from mu2.errors import Mu2Error
 class DataSection:
     """Stage 1: the synthetic benchmark (`mu2 data synth`)."""
 
-    n: int = 1000
-    """Cases in all (train / val / test split by ``split``)."""
+    n: int = 600
+    """Cases in all (train / val / test split by ``split``). 600 rather than 1000 keeps a
+    fresh clone's `make demo` under 10 minutes on 2 cores (synthesis, preparation and the
+    two test evaluations scale with it; the training steps do not). The reading of the
+    image did not get worse with fewer cases: BENCHMARKS.md, demo."""
     seed: int = 0
     preset: str = "tiny"
     """Findings preset of ``mu2.data.synth_config`` (tiny: large, learnable findings)."""
@@ -42,8 +45,8 @@ class ClipSection:
     """Stage 0: contrastive image-report pretraining of the vision tower (+ findings head)."""
 
     steps: int = 240
-    """240 of 16 (4.8 epochs of the 800 training cases) keeps a fresh clone's `make demo`
-    under 10 minutes on 2 cores; 300 cost 35 s more (BENCHMARKS.md, demo)."""
+    """240 of 16 (8 epochs of the 480 training cases) rather than 300: part of keeping a
+    fresh clone's `make demo` under 10 minutes on 2 cores (BENCHMARKS.md, demo)."""
     batch_size: int = 16
     lr: float = 2e-3
     probe_train_cases: int = 200
