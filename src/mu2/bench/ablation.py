@@ -121,12 +121,19 @@ def sft_rows(cfg: AblationConfig, data: Path, split: str) -> Path:
     return path
 
 
-def _run_options(cfg: AblationConfig, output_dir: Path, seed: int) -> list[str]:
+def _process_options(cfg: AblationConfig, output_dir: Path, seed: int) -> list[str]:
+    """Where, with which seed and on how many CPU threads a stage runs (every stage)."""
     return [
         f"output_dir={output_dir}",
         f"seed={seed}",
         "device=cpu",
         f"num_threads={cfg.num_threads}" if cfg.num_threads else "num_threads=null",
+    ]
+
+
+def _run_options(cfg: AblationConfig, output_dir: Path, seed: int) -> list[str]:
+    """The process options plus the Recipe stages' logging and checkpointing switches."""
+    return _process_options(cfg, output_dir, seed) + [
         "tensorboard=false",
         "save_every=0",
         "eval_every=0",
@@ -174,9 +181,7 @@ def train_lm(cfg: AblationConfig, data: Path, run_dir: Path, seed: int, preset: 
     final = run_dir / "lm" / FINAL
     if (final / "config.json").is_file():
         return final
-    threads = f"num_threads={cfg.num_threads}" if cfg.num_threads else "num_threads=null"
-    overrides = [
-        f"output_dir={run_dir / 'lm'}", f"seed={seed}", "device=cpu", threads,
+    overrides = _process_options(cfg, run_dir / "lm", seed) + [
         f"max_steps={cfg.lm_steps}", f"batch_size={cfg.lm_batch_size}", f"optim.lr={cfg.lm_lr}",
         f"model.preset={preset}", "model.size=tiny", f"model.vision_path={vision}",
         f"model.overrides={json.dumps(cfg.model_overrides)}",
