@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
 import torch
 
 from mu2.config import load_config
@@ -74,3 +75,44 @@ def test_lm_pretraining_learns_and_sft_starts_from_it(synth_dir, tmp_path, sft_c
 
     out = run_sft(sft)
     assert (out / "model.safetensors").is_file()
+
+
+def test_code_fill_and_sft_code_loss(synth_dir, tmp_path, sft_config):
+    """fill=code trains the LLM on the findings code; SFT from it logs a falling code loss."""
+    cfg = load_config(LMConfig, None, [
+        f"data.train={synth_dir / 'train.jsonl'}", f"output_dir={tmp_path / 'lm'}",
+        "max_steps=30", "batch_size=8", "device=cpu", "num_threads=1", "log_every=10",
+        "fill=code", *SMALL_MODEL,
+    ])  # fmt: skip
+    final = run_lm_pretrain(cfg)
+    summary = json.loads((final / "training_summary.json").read_text())
+    assert summary["fill"] == "code"
+    assert summary["final_loss"] < 0.7 * summary["first_loss"]
+    from mu2.train.sft import run_sft
+
+    sft = sft_config(
+        tmp_path / "sft", f"model.init_from={final}", "model.freeze_llm=true", "code_weight=1",
+        "max_steps=12", "log_every=1", "optim.lr=3e-3",
+    )  # fmt: skip
+    run_sft(sft)
+    logged = [json.loads(line) for line in (tmp_path / "sft" / "metrics.jsonl").open()]
+    codes = [row["code"] for row in logged if "code" in row]
+    assert len(codes) == 12
+    assert sum(codes[-3:]) < sum(codes[:3])
+
+
+def test_code_weight_needs_structured_findings(synth_dir, tmp_path, sft_config):
+    rows = read_jsonl(synth_dir / "train.jsonl")
+    bare = tmp_path / "bare.jsonl"
+    bare.write_text(
+        "".join(
+            json.dumps({**r.to_dict(), "findings": [], "image": str(synth_dir / r.image)}) + "\n"
+            for r in rows
+        )
+    )
+    from mu2.errors import Mu2Error
+    from mu2.train.sft import SFTRecipe
+
+    cfg = sft_config(tmp_path / "sft", f"data.train={bare}", "code_weight=1", "max_steps=1")
+    with pytest.raises(Mu2Error, match="structured findings"):
+        SFTRecipe(cfg).build()

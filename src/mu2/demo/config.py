@@ -49,6 +49,13 @@ class ClipSection:
     fresh clone's `make demo` under 10 minutes on 2 cores (BENCHMARKS.md, demo)."""
     batch_size: int = 16
     lr: float = 2e-3
+    clip_weight: float = 0.2
+    """InfoNCE weight: small, so the findings head and the histogram target carry the
+    learning at this budget while the zero-shot probe stays meaningful."""
+    histogram_weight: float = 1.0
+    """Dense target: each patch token predicts its own voxels' intensity histogram. With it
+    the tower's linear probe reads fatty liver, hepatomegaly and ascites at 0.92-1.00
+    against 0.82-0.93 without (BENCHMARKS.md, issue 10, session 5)."""
     probe_train_cases: int = 200
     """Training cases the linear probe is fitted on (one forward pass each)."""
     probe_baseline: bool = True
@@ -67,8 +74,10 @@ class LMSection:
     steps: int = 300
     batch_size: int = 32
     lr: float = 3e-3
-    fill: str = "repeat"
-    """How the findings fill the image block: repeat (tiled) or once."""
+    fill: str = "code"
+    """How the findings fill the image block: code (the signed findings code that SFT then
+    regresses the visual tokens onto, ``mu2.train.findings_code``), repeat (the words
+    tiled) or once."""
     overrides: list[str] = field(default_factory=list)
     """``LMConfig`` key=value overrides."""
 
@@ -84,6 +93,12 @@ class SFTSection:
     warmup_ratio: float = 0.05
     min_lr_ratio: float = 0.05
     """Cosine floor as a fraction of lr."""
+    code_weight: float = 1.0
+    """Findings-code loss on the visual tokens (``SFTConfig.code_weight``); used when SFT
+    starts from an LM stage (whose LLM reads that code), else 0."""
+    augment: bool = False
+    """Intensity augmentation of the frozen tower's input: a shift of 0.1 is 40 HU, as much
+    as steatosis lowers the liver, so it blurs fatty liver for the alignment."""
     freeze_vision: bool = True
     """Keep the stage-0 tower fixed (training it end to end teaches only the template)."""
     freeze_llm: bool = True

@@ -137,6 +137,7 @@ class DemoPipeline:
             "max_steps": c.steps,
             "batch_size": c.batch_size,
             "optim": {"lr": c.lr},
+            "model": {"clip_weight": c.clip_weight, "histogram_weight": c.histogram_weight},
             "data": {
                 "train": self._data_file("train"),
                 "val": self._data_file("val"),
@@ -198,6 +199,7 @@ class DemoPipeline:
             **self._run_options(out),
             "max_steps": s.steps,
             "batch_size": s.batch_size,
+            "code_weight": s.code_weight if init_from else 0.0,
             "optim": {"lr": s.lr, "weight_decay": s.weight_decay,
                       "warmup_ratio": s.warmup_ratio, "min_lr_ratio": s.min_lr_ratio},
             "model": {"size": "tiny", "vision_path": None if init_from else vision,
@@ -205,7 +207,8 @@ class DemoPipeline:
                       "freeze_vision": s.freeze_vision and not scratch,
                       "freeze_llm": s.freeze_llm and init_from is not None},
             "data": {"train": self._data_file("train"), "val": self._data_file("val"),
-                     "prep": self.cfg.prep, "cache": "disk", "cache_dir": str(self.paths.cache)},
+                     "prep": self.cfg.prep, "cache": "disk", "cache_dir": str(self.paths.cache),
+                     "augment": s.augment},
         }  # fmt: skip
         cfg = _build(SFTConfig, values, s.overrides, "sft")
 

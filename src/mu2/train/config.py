@@ -161,9 +161,17 @@ class SFTConfig(RunOptions):
     the same, as LLaVA / HF do) or "row" (each row's mean first, so a one-word VQA answer
     weighs as much as a 60-token report; at tiny scale the image-dependent words are a
     few per cent of the tokens and "token" lets the template drown them)."""
+    code_weight: float = 0.0
+    """Weight of the findings-code loss: the mean squared distance of every visual token to
+    the row's findings code (``mu2.train.findings_code``, which an LM stage with
+    ``fill=code`` taught the LLM to read), relative to the code's mean square. It
+    aligns the projector and tokenizer to the LLM directly rather than only through the
+    next-token loss. Needs rows with structured findings; 0 turns it off."""
 
     def __post_init__(self) -> None:
         problems = self._check_run()
+        if self.code_weight < 0:
+            problems.append(f"code_weight must be >= 0, got {self.code_weight}")
         if self.loss_reduction not in LOSS_REDUCTIONS:
             problems.append(
                 f"loss_reduction is {self.loss_reduction!r}; use {' or '.join(LOSS_REDUCTIONS)}"
@@ -260,7 +268,7 @@ class PrefsConfig:
 
 
 CONTEXTS: tuple[str, ...] = ("findings", "none")
-FILLS: tuple[str, ...] = ("repeat", "once")
+FILLS: tuple[str, ...] = ("repeat", "once", "code")
 
 
 @dataclass
@@ -294,7 +302,17 @@ class LMConfig:
     """findings: structured findings as words in the image block; none: plain text."""
     fill: str = "repeat"
     """repeat: the findings tiled over the whole image block; once: written once at a
-    random offset among the placeholders (see ``mu2.train.context_lm.context_block``)."""
+    random offset among the placeholders (see ``mu2.train.context_lm.context_block``);
+    code: every block position holds a *findings code* (``mu2.train.findings_code``): +/-
+    the embedding of each finding kind of the row's region, present or absent, mixed with
+    random positive weights, plus noise; a target the μ² tokenizer's convex mixes can reach
+    and that SFT regresses onto (``SFTConfig.code_weight``)."""
+    code_noise: float = 0.5
+    """fill=code: Gaussian noise added to each block position, as a fraction of the code's
+    RMS, so the LLM reads an imperfect code too."""
+    code_mix_low: float = 0.25
+    """fill=code: each kind's weight in a position's mix is drawn from U(code_mix_low, 1),
+    so the LLM reads the signs whatever the tokenizer's mixing weights."""
     model: ModelOptions = field(default_factory=ModelOptions)
     data: LMDataOptions = field(default_factory=LMDataOptions)
     optim: OptimOptions = field(

@@ -25,19 +25,22 @@ from tqdm.auto import tqdm
 from mu2.data.schema import Record, read_jsonl
 from mu2.errors import Mu2Error
 from mu2.train.config import LMConfig
+from mu2.train.findings_code import (
+    CONTEXT_SEPARATOR,
+    FindingsCoder,
+    code_block,
+    findings_words,
+    region_kinds,
+)
 from mu2.train.schedule import warmup_cosine
 from mu2.train.sft import build_model
 
 log = logging.getLogger(__name__)
 
-NORMAL_WORD = "normal"  # the context of a row without findings
-CONTEXT_SEPARATOR = ", "  # between the findings, and between repeats of the block
-
 
 def context_words(record: Record) -> str:
     """The row's findings as words, e.g. "ascites, hepatomegaly" ("normal" for none)."""
-    names = sorted({f["finding"].replace("_", " ") for f in record.findings})
-    return CONTEXT_SEPARATOR.join(names) or NORMAL_WORD
+    return findings_words(record.findings)
 
 
 def context_block(
@@ -103,9 +106,11 @@ def run_lm_pretrain(cfg: LMConfig) -> Path:
     )
     scheduler = warmup_cosine(optimizer, cfg.max_steps, o.warmup_ratio, o.min_lr_ratio)
     rng = random.Random(cfg.seed)
+    noise_gen = torch.Generator().manual_seed(cfg.seed)
     contexts = {
         r.id: tok(context_words(r), add_special_tokens=False)["input_ids"] for r in rows
     }  # row id -> context token ids
+    coder = FindingsCoder(tok, region_kinds(rows))  # fill=code
     separator = tok(CONTEXT_SEPARATOR, add_special_tokens=False)["input_ids"]
     losses: list[float] = []
     start = time.perf_counter()
@@ -116,7 +121,18 @@ def run_lm_pretrain(cfg: LMConfig) -> Path:
             [r.question for r in batch], [r.answer for r in batch], cfg.model.max_length
         )  # input_ids, attention_mask, labels: (B, L)
         ids = enc["input_ids"]
-        if cfg.context == "findings":
+        embeds = None
+        if cfg.context == "findings" and cfg.fill == "code":
+            table = lm.get_input_embeddings()
+            embeds = table(ids.to(device))  # (B, L, E)
+            terms = coder.batch([(r.region, r.findings) for r in batch])  # (B, K, W)
+            block = code_block(
+                table, terms, processor.num_image_tokens, cfg.code_noise, cfg.code_mix_low,
+                noise_gen,
+            )  # (B, Q, E)  # fmt: skip
+            is_image = (ids == processor.image_token_id).to(device)  # (B, L)
+            embeds = embeds.masked_scatter(is_image[..., None].expand_as(embeds), block)
+        elif cfg.context == "findings":
             blocks = [
                 context_block(
                     contexts[r.id],
@@ -130,7 +146,8 @@ def run_lm_pretrain(cfg: LMConfig) -> Path:
             ]
             ids = fill_image_block(ids, processor.image_token_id, blocks)
         loss = lm(
-            input_ids=ids.to(device),
+            input_ids=None if embeds is not None else ids.to(device),
+            inputs_embeds=embeds,
             attention_mask=enc["attention_mask"].to(device),
             labels=enc["labels"].to(device),
         ).loss

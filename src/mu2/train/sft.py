@@ -21,6 +21,14 @@ from mu2.data.schema import read_jsonl
 from mu2.errors import Mu2Error
 from mu2.train.config import DataOptions, DPODataOptions, ModelOptions, SFTConfig
 from mu2.train.dataset import CTCaseDataset, SFTCollator, augment_fn, prepare_fn
+from mu2.train.findings_code import (
+    CodeCollator,
+    CodeTerms,
+    FindingsCoder,
+    code_loss,
+    findings_code,
+    region_kinds,
+)
 from mu2.train.recipe import Recipe
 from mu2.train.sampling import generate_reports, model_inputs
 
@@ -161,15 +169,44 @@ class SFTRecipe(Recipe):
             else None
         )
         self.collate = SFTCollator(self.processor, cfg.model.max_length)
+        if cfg.code_weight > 0:
+            kinds = region_kinds(rows)
+            if not kinds:
+                raise Mu2Error(
+                    "code_weight > 0 needs rows with structured findings; none has any",
+                    path=cfg.data.train,
+                    fix="set code_weight=0",
+                )
+            coder = FindingsCoder(self.processor.tokenizer, kinds)
+            return model, train, CodeCollator(self.collate, coder)
         return model, train, self.collate
 
     def compute_loss(self, batch):
-        if self.cfg.loss_reduction == "token":
+        if self.cfg.loss_reduction == "token" and self.cfg.code_weight == 0:
             return self.model(**model_inputs(batch)).loss, {}
         inputs = model_inputs(batch)
         labels = inputs.pop("labels")
-        logits = self.model(**inputs).logits  # (B, L, V)
-        return row_mean_loss(logits, labels), {}
+        extra = {}
+        if self.cfg.code_weight > 0:
+            model = self.accelerator.unwrap_model(self.model)
+            enc = model.encode_images(
+                inputs.pop("pixel_values"), inputs.pop("frame_mask"),
+                inputs.pop("question_ids"), inputs.pop("question_mask"),
+            )  # fmt: skip
+            with torch.no_grad():  # the LLM's own embeddings are the target, not trained here
+                terms = CodeTerms(batch["code_ids"], batch["code_mask"], batch["code_sign"])
+                code = findings_code(model.get_input_embeddings(), terms)  # (B, E)
+            extra["code"] = code_loss(enc.tokens, code)  # tokens (B, Q, E), code (B, E)
+            inputs["image_encoding"] = enc
+        if self.cfg.loss_reduction == "token":
+            out = self.model(**inputs, labels=labels)
+            loss = out.loss
+        else:
+            logits = self.model(**inputs).logits  # (B, L, V)
+            loss = row_mean_loss(logits, labels)
+        if extra:
+            loss = loss + self.cfg.code_weight * extra["code"]
+        return loss, {k: v.detach() for k, v in extra.items()}
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
