@@ -185,8 +185,13 @@ class Mu2ForConditionalGeneration(PreTrainedModel):
         question_ids: torch.Tensor | None,
         question_mask: torch.Tensor | None,
         return_attribution: bool = False,
+        patches: torch.Tensor | None = None,
     ) -> ImageEncoding:
-        """pixel_values (B, T, K, H, W), frame_mask (B, T), question_ids/mask (B, L) -> (B, Q, E)."""
+        """pixel_values (B, T, K, H, W), frame_mask (B, T), question_ids/mask (B, L) -> (B, Q, E).
+
+        ``patches``: the vision tower's output for the real frames (F, N0, E_v), in batch
+        order, when the caller already has it (a frozen tower's outputs cached across
+        epochs); the tower is then not run."""
         if pixel_values.dim() != 5:
             raise Mu2Error(
                 f"pixel_values must be (B, T, K, H, W), got shape {tuple(pixel_values.shape)}",
@@ -205,7 +210,8 @@ class Mu2ForConditionalGeneration(PreTrainedModel):
         dtype = self.projector.mlp[0].weight.dtype
         real = frame_mask.reshape(-1).nonzero().squeeze(1)  # (F,) indices of real frames
         frames = pixel_values.reshape(b * t, 1, k, h, w)[real].to(dtype)  # (F, 1, K, H, W)
-        patches = self.vision_tower(frames)  # (F, N0, E_v)
+        if patches is None:
+            patches = self.vision_tower(frames)  # (F, N0, E_v)
         tokens = self.projector(patches)  # (F, N, E)
         n, e = tokens.shape[1:]
         frame_tokens = tokens.new_zeros(b * t, n, e).index_copy(0, real, tokens)  # (B*T, N, E)

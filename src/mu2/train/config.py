@@ -167,9 +167,15 @@ class SFTConfig(RunOptions):
     ``fill=code`` taught the LLM to read), relative to the code's mean square. It
     aligns the projector and tokenizer to the LLM directly rather than only through the
     next-token loss. Needs rows with structured findings; 0 turns it off."""
+    cache_vision: bool = False
+    """Run the frozen vision tower once per volume and reuse its output (``TowerCache``).
+    Needs ``model.freeze_vision`` and ``data.augment=false`` (the output must not change
+    between draws)."""
 
     def __post_init__(self) -> None:
         problems = self._check_run()
+        if self.cache_vision and (not self.model.freeze_vision or self.data.augment):
+            problems.append("cache_vision needs model.freeze_vision=true and data.augment=false")
         if self.code_weight < 0:
             problems.append(f"code_weight must be >= 0, got {self.code_weight}")
         if self.loss_reduction not in LOSS_REDUCTIONS:

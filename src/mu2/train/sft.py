@@ -31,6 +31,7 @@ from mu2.train.findings_code import (
 )
 from mu2.train.recipe import Recipe
 from mu2.train.sampling import generate_reports, model_inputs
+from mu2.train.tower_cache import TowerCache
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +146,7 @@ class SFTRecipe(Recipe):
     def __init__(self, cfg: SFTConfig):
         super().__init__(cfg)
         self.cfg: SFTConfig = cfg
+        self.tower_cache: TowerCache | None = None
 
     def build(self):
         cfg = self.cfg
@@ -182,31 +184,49 @@ class SFTRecipe(Recipe):
         return model, train, self.collate
 
     def compute_loss(self, batch):
-        if self.cfg.loss_reduction == "token" and self.cfg.code_weight == 0:
+        explicit = self.cfg.code_weight > 0 or self.cfg.cache_vision
+        if self.cfg.loss_reduction == "token" and not explicit:
             return self.model(**model_inputs(batch)).loss, {}
         inputs = model_inputs(batch)
         labels = inputs.pop("labels")
         extra = {}
+        if explicit:
+            inputs["image_encoding"], extra = self._encode(batch, inputs)
+        if self.cfg.loss_reduction == "token":
+            loss = self.model(**inputs, labels=labels).loss
+        else:
+            logits = self.model(**inputs).logits  # (B, L, V)
+            loss = row_mean_loss(logits, labels)
+        if "code" in extra:
+            loss = loss + self.cfg.code_weight * extra["code"]
+        return loss, {k: v.detach() for k, v in extra.items()}
+
+    def _encode(self, batch, inputs):
+        """The visual tokens outside the LLM's forward: from the tower cache, and with the
+        findings-code loss. Single process only: the visual parameters would be used
+        outside the DDP-wrapped forward."""
+        if self.accelerator.num_processes > 1:
+            raise Mu2Error(
+                "code_weight and cache_vision run on one process only",
+                fix="set code_weight=0 cache_vision=false for multi-GPU SFT",
+            )
+        model = self.accelerator.unwrap_model(self.model)
+        pv, fm = inputs.pop("pixel_values"), inputs.pop("frame_mask")
+        patches = None
+        if self.cfg.cache_vision:
+            if self.tower_cache is None:
+                self.tower_cache = TowerCache()
+            patches = self.tower_cache.patches(model.vision_tower, pv, fm)  # (F, N0, E_v)
+        enc = model.encode_images(
+            pv, fm, inputs.pop("question_ids"), inputs.pop("question_mask"), patches=patches
+        )
+        extra = {}
         if self.cfg.code_weight > 0:
-            model = self.accelerator.unwrap_model(self.model)
-            enc = model.encode_images(
-                inputs.pop("pixel_values"), inputs.pop("frame_mask"),
-                inputs.pop("question_ids"), inputs.pop("question_mask"),
-            )  # fmt: skip
             with torch.no_grad():  # the LLM's own embeddings are the target, not trained here
                 terms = CodeTerms(batch["code_ids"], batch["code_mask"], batch["code_sign"])
                 code = findings_code(model.get_input_embeddings(), terms)  # (B, E)
             extra["code"] = code_loss(enc.tokens, code)  # tokens (B, Q, E), code (B, E)
-            inputs["image_encoding"] = enc
-        if self.cfg.loss_reduction == "token":
-            out = self.model(**inputs, labels=labels)
-            loss = out.loss
-        else:
-            logits = self.model(**inputs).logits  # (B, L, V)
-            loss = row_mean_loss(logits, labels)
-        if extra:
-            loss = loss + self.cfg.code_weight * extra["code"]
-        return loss, {k: v.detach() for k, v in extra.items()}
+        return enc, extra
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
