@@ -154,6 +154,8 @@ def train_clip(cfg: AblationConfig, data: Path, run_dir: Path, seed: int) -> Pat
     overrides = _run_options(cfg, run_dir, seed) + [
         f"max_steps={cfg.clip_steps}",
         f"batch_size={cfg.clip_batch_size}",
+        f"model.clip_weight={cfg.clip_weight}",
+        f"model.histogram_weight={cfg.clip_histogram_weight}",
         f"data.train={data / 'train.jsonl'}",
         f"data.val={data / 'val.jsonl'}",
         f"data.test={data / 'test.jsonl'}",
@@ -183,6 +185,7 @@ def train_lm(cfg: AblationConfig, data: Path, run_dir: Path, seed: int, preset: 
         return final
     overrides = _process_options(cfg, run_dir / "lm", seed) + [
         f"max_steps={cfg.lm_steps}", f"batch_size={cfg.lm_batch_size}", f"optim.lr={cfg.lm_lr}",
+        f"fill={cfg.lm_fill}",
         f"model.preset={preset}", "model.size=tiny", f"model.vision_path={vision}",
         f"model.overrides={json.dumps(cfg.model_overrides)}",
         f"data.train={sft_rows(cfg, data, 'train')}",
@@ -204,7 +207,9 @@ def train_sft(cfg: AblationConfig, data: Path, run_dir: Path, seed: int, preset:
     lm = train_lm(cfg, data, run_dir, seed, preset, vision)
     start = (
         [f"model.init_from={lm}", "model.vision_path=null",
-         f"model.freeze_llm={str(cfg.freeze_llm).lower()}"]
+         f"model.freeze_llm={str(cfg.freeze_llm).lower()}",
+         f"code_weight={cfg.code_weight if cfg.lm_fill == 'code' else 0.0}",
+         f"code_init_rows={cfg.code_init_rows if cfg.lm_fill == 'code' and cfg.code_weight else 0}"]
         if lm is not None
         else [f"model.vision_path={vision}", f"model.overrides={json.dumps(cfg.model_overrides)}"]
     )  # fmt: skip
@@ -221,6 +226,7 @@ def train_sft(cfg: AblationConfig, data: Path, run_dir: Path, seed: int, preset:
             f"data.val={sft_rows(cfg, data, 'val')}",
             f"data.prep={PREP}",
             f"data.augment={str(cfg.augment).lower()}",
+            f"cache_vision={str(not cfg.augment).lower()}",
             "data.cache=disk",
             f"data.cache_dir={data / 'cache'}",
             f"data.max_val_cases={cfg.max_val_cases}",

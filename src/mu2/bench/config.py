@@ -46,6 +46,7 @@ QUICK: dict[str, Any] = {
     "clip_batch_size": 4,
     "lm_steps": 2,
     "lm_batch_size": 4,
+    "code_init_rows": 8,
     "sft_steps": 2,
     "batch_size": 4,
     "prefs_rows": 2,
@@ -59,8 +60,9 @@ QUICK: dict[str, Any] = {
 
 # Fields that decide what a finished step computed: a resumed run must match them.
 BUDGET_FIELDS: tuple[str, ...] = (
-    "cases", "data_seed", "holdout_combos", "clip_steps", "clip_batch_size", "lm_steps", "lm_batch_size", "lm_lr",
-    "freeze_llm", "sft_steps", "batch_size", "lr",
+    "cases", "data_seed", "holdout_combos", "clip_steps", "clip_batch_size", "clip_weight",
+    "clip_histogram_weight", "lm_steps", "lm_batch_size", "lm_lr", "lm_fill", "code_weight",
+    "code_init_rows", "freeze_llm", "sft_steps", "batch_size", "lr",
     "weight_decay", "warmup_ratio", "min_lr_ratio", "augment", "train_tasks", "prefs_rows", "prefs_samples",
     "dpo_steps", "dpo_batch_size", "dpo_lr", "dpo_beta", "max_new_tokens", "model_overrides",
     "tasks",
@@ -96,6 +98,10 @@ class AblationConfig:
     clip_steps: int = 240
     """Stage-0 steps (configs/clip/tiny.yaml: 240)."""
     clip_batch_size: int = 16
+    clip_weight: float = 0.2
+    """InfoNCE weight (configs/clip/tiny.yaml)."""
+    clip_histogram_weight: float = 1.0
+    """Per-patch intensity-histogram target (configs/clip/tiny.yaml)."""
     clip_probe: bool = True
     """Zero-shot and linear-probe accuracy of each stage-0 tower (what SFT starts from)."""
 
@@ -105,6 +111,8 @@ class AblationConfig:
     block has the preset's number of visual tokens); 0: no LM stage, SFT trains the LLM."""
     lm_batch_size: int = 32
     lm_lr: float = 3e-3
+    lm_fill: str = "code"
+    """What the LM stage writes in the image block (configs/lm/tiny.yaml: the findings code)."""
 
     # --- SFT (configs/sft/tiny.yaml): the same for every preset -----------------------
     sft_steps: int = 600
@@ -113,7 +121,13 @@ class AblationConfig:
     weight_decay: float = 0.01
     warmup_ratio: float = 0.05
     min_lr_ratio: float = 0.05
-    augment: bool = True
+    augment: bool = False
+    """Intensity augmentation in SFT and DPO (configs/sft/tiny.yaml: off, so the frozen
+    tower's outputs are cached)."""
+    code_weight: float = 1.0
+    """Findings-code loss on the visual tokens, with an LM stage (configs/sft/tiny.yaml)."""
+    code_init_rows: int = 256
+    """Least-squares warm start of the projector's output layer (configs/sft/tiny.yaml)."""
     freeze_llm: bool = True
     """Keep the LM-stage LLM fixed in SFT (the demo recipe); ignored when lm_steps is 0."""
     train_tasks: list[str] = field(default_factory=list)

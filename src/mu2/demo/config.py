@@ -71,7 +71,9 @@ class LMSection:
 
     enabled: bool = True
     """False: SFT builds a fresh model and trains the LLM too (the issue-10 baseline)."""
-    steps: int = 300
+    steps: int = 240
+    """With the findings code (fill=code) 240 steps of 32 read every kind at 0.98-1.00 from
+    an exact code (BENCHMARKS.md, issue 10, session 5)."""
     batch_size: int = 32
     lr: float = 3e-3
     fill: str = "code"
@@ -86,7 +88,8 @@ class LMSection:
 class SFTSection:
     """Stage 1: supervised fine-tuning on the stage-0 tower, from the text-pretrained LLM."""
 
-    steps: int = 600
+    steps: int = 500
+    """500 of 8 (about two epochs of the 1,920 training rows)."""
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -96,6 +99,9 @@ class SFTSection:
     code_weight: float = 1.0
     """Findings-code loss on the visual tokens (``SFTConfig.code_weight``); used when SFT
     starts from an LM stage (whose LLM reads that code), else 0."""
+    code_init_rows: int = 256
+    """Training rows for the least-squares warm start of the projector's output layer
+    (``SFTConfig.code_init_rows``); with ``code_weight`` only."""
     augment: bool = False
     """Intensity augmentation of the frozen tower's input: a shift of 0.1 is 40 HU, as much
     as steatosis lowers the liver, so it blurs fatty liver for the alignment."""

@@ -78,13 +78,13 @@ def tokenizer_config(size: str, preset: str, width: int, **overrides: Any) -> To
             mlp_ratio=2.0, gate_hidden=256,
         )  # fmt: skip
     else:
-        # The tiny default also standardises the scored features and halves the softmax
-        # temperature: the tiny tower's tokens of one case are so alike that DTS and the
-        # final aggregation otherwise start (and stay, within the demo budget) at the mean
-        # of all tokens (BENCHMARKS.md, issue 10). The paper layout keeps the plain softmax.
+        # The tiny layout keeps the paper's plain softmax: with the findings-code warm start
+        # (mu2.train.code_init) a near-uniform initial mix is what the fitted projector
+        # expects. (Without that start, a standardised score at temperature 0.5 helped the
+        # next-token loss alone; BENCHMARKS.md, issue 10.)
         sizes = dict(
             num_selected=64, num_queries=32, svr_layers=2, tta_layers=2, heads=4,
-            mlp_ratio=2.0, gate_hidden=32, temperature=0.5, standardize_scores=True,
+            mlp_ratio=2.0, gate_hidden=32,
         )  # fmt: skip
     fields = {f.name for f in dataclasses.fields(TokenizerConfig)}
     for key in overrides:

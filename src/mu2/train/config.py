@@ -167,6 +167,10 @@ class SFTConfig(RunOptions):
     ``fill=code`` taught the LLM to read), relative to the code's mean square. It
     aligns the projector and tokenizer to the LLM directly rather than only through the
     next-token loss. Needs rows with structured findings; 0 turns it off."""
+    code_init_rows: int = 0
+    """With ``code_weight``: before training, fit the projector's output layer by ridge
+    regression so that the mean visual token of each case is its findings code
+    (``mu2.train.code_init``), over this many training rows; 0: off."""
     cache_vision: bool = False
     """Run the frozen vision tower once per volume and reuse its output (``TowerCache``).
     Needs ``model.freeze_vision`` and ``data.augment=false`` (the output must not change
@@ -176,6 +180,8 @@ class SFTConfig(RunOptions):
         problems = self._check_run()
         if self.cache_vision and (not self.model.freeze_vision or self.data.augment):
             problems.append("cache_vision needs model.freeze_vision=true and data.augment=false")
+        if self.code_init_rows < 0:
+            problems.append(f"code_init_rows must be >= 0, got {self.code_init_rows}")
         if self.code_weight < 0:
             problems.append(f"code_weight must be >= 0, got {self.code_weight}")
         if self.loss_reduction not in LOSS_REDUCTIONS:
@@ -310,9 +316,9 @@ class LMConfig:
     """repeat: the findings tiled over the whole image block; once: written once at a
     random offset among the placeholders (see ``mu2.train.context_lm.context_block``);
     code: every block position holds a *findings code* (``mu2.train.findings_code``): +/-
-    the embedding of each finding kind of the row's region, present or absent, mixed with
-    random positive weights, plus noise; a target the μ² tokenizer's convex mixes can reach
-    and that SFT regresses onto (``SFTConfig.code_weight``)."""
+    a fixed direction per finding kind of the scan, present or absent, mixed with random
+    positive weights, plus noise; a target the μ² tokenizer's convex mixes can reach and
+    that SFT regresses onto (``SFTConfig.code_weight``)."""
     code_noise: float = 0.5
     """fill=code: Gaussian noise added to each block position, as a fraction of the code's
     RMS, so the LLM reads an imperfect code too."""

@@ -30,7 +30,6 @@ from mu2.train.findings_code import (
     FindingsCoder,
     code_block,
     findings_words,
-    region_kinds,
 )
 from mu2.train.schedule import warmup_cosine
 from mu2.train.sft import build_model
@@ -110,7 +109,8 @@ def run_lm_pretrain(cfg: LMConfig) -> Path:
     contexts = {
         r.id: tok(context_words(r), add_special_tokens=False)["input_ids"] for r in rows
     }  # row id -> context token ids
-    coder = FindingsCoder(tok, region_kinds(rows))  # fill=code
+    coder = FindingsCoder(rows)  # fill=code
+    directions = coder.directions(lm.config.hidden_size).to(device)  # (K, E)
     separator = tok(CONTEXT_SEPARATOR, add_special_tokens=False)["input_ids"]
     losses: list[float] = []
     start = time.perf_counter()
@@ -125,10 +125,9 @@ def run_lm_pretrain(cfg: LMConfig) -> Path:
         if cfg.context == "findings" and cfg.fill == "code":
             table = lm.get_input_embeddings()
             embeds = table(ids.to(device))  # (B, L, E)
-            terms = coder.batch([(r.region, r.findings) for r in batch])  # (B, K, W)
             block = code_block(
-                table, terms, processor.num_image_tokens, cfg.code_noise, cfg.code_mix_low,
-                noise_gen,
+                directions, coder.signs(batch), processor.num_image_tokens, cfg.code_noise,
+                cfg.code_mix_low, noise_gen,
             )  # (B, Q, E)  # fmt: skip
             is_image = (ids == processor.image_token_id).to(device)  # (B, L)
             embeds = embeds.masked_scatter(is_image[..., None].expand_as(embeds), block)

@@ -19,15 +19,14 @@ import torch
 
 from mu2.data.schema import read_jsonl
 from mu2.errors import Mu2Error
+from mu2.train.code_init import fit_projector_to_code
 from mu2.train.config import DataOptions, DPODataOptions, ModelOptions, SFTConfig
 from mu2.train.dataset import CTCaseDataset, SFTCollator, augment_fn, prepare_fn
 from mu2.train.findings_code import (
     CodeCollator,
-    CodeTerms,
     FindingsCoder,
     code_loss,
     findings_code,
-    region_kinds,
 )
 from mu2.train.recipe import Recipe
 from mu2.train.sampling import generate_reports, model_inputs
@@ -172,15 +171,27 @@ class SFTRecipe(Recipe):
         )
         self.collate = SFTCollator(self.processor, cfg.model.max_length)
         if cfg.code_weight > 0:
-            kinds = region_kinds(rows)
-            if not kinds:
+            coder = FindingsCoder(rows)
+            if not coder.kinds:
                 raise Mu2Error(
                     "code_weight > 0 needs rows with structured findings; none has any",
                     path=cfg.data.train,
                     fix="set code_weight=0",
                 )
-            coder = FindingsCoder(self.processor.tokenizer, kinds)
-            return model, train, CodeCollator(self.collate, coder)
+            collate = CodeCollator(self.collate, coder)
+            self.code_directions = coder.directions(model.config.text_config.hidden_size)
+            if cfg.cache_vision:
+                self.tower_cache = TowerCache()
+            if cfg.code_init_rows:
+                fit_projector_to_code(
+                    model,
+                    train,
+                    collate,
+                    self.code_directions,
+                    cfg.code_init_rows,
+                    cache=self.tower_cache,
+                )
+            return model, train, collate
         return model, train, self.collate
 
     def compute_loss(self, batch):
@@ -222,10 +233,9 @@ class SFTRecipe(Recipe):
         )
         extra = {}
         if self.cfg.code_weight > 0:
-            with torch.no_grad():  # the LLM's own embeddings are the target, not trained here
-                terms = CodeTerms(batch["code_ids"], batch["code_mask"], batch["code_sign"])
-                code = findings_code(model.get_input_embeddings(), terms)  # (B, E)
-            extra["code"] = code_loss(enc.tokens, code)  # tokens (B, Q, E), code (B, E)
+            directions = self.code_directions.to(enc.tokens.device)  # (K, E)
+            code = findings_code(directions, batch["code_sign"])  # (B, E)
+            extra["code"] = code_loss(enc.tokens, code, enc.mask)  # (B, Q, E), (B, E), (B, Q)
         return enc, extra
 
     @torch.no_grad()
