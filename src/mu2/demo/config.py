@@ -88,8 +88,10 @@ class LMSection:
 class SFTSection:
     """Stage 1: supervised fine-tuning on the stage-0 tower, from the text-pretrained LLM."""
 
-    steps: int = 500
-    """500 of 8 (about two epochs of the 1,920 training rows)."""
+    steps: int = 400
+    """400 of 8 (1.7 epochs of the 1,920 training rows): with the findings code every kind
+    is read at >= 0.93 after 400 steps, and 500 cost 25 s more of the 10-minute budget
+    (BENCHMARKS.md, issue 10, session 5)."""
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 0.01
