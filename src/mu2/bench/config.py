@@ -3,10 +3,12 @@
 Every preset gets the same budget: the same synthetic data, the same stage-0 vision tower
 (one per data set and seed), the same tiny LLM shape, the same LM-stage and SFT steps,
 batch, learning rate and schedule. The defaults are the embedded default's recipe
-(``mu2 demo``): stage 0, the LM stage (``mu2 train lm``: the findings as words in the
-image block, 300 steps of 32), then SFT of projector + tokenizer with the tower and the
-text-pretrained LLM frozen (600 steps of 8, every row), DPO as in ``configs/dpo/tiny.yaml``.
-``lm_steps=0`` gives the older recipe (SFT trains the random-init LLM too).
+(``mu2 demo``): stage 0 (InfoNCE 0.2 + findings head + histogram), the LM stage
+(``mu2 train lm``: the findings code in the image block, 240 steps of 32), then SFT of
+projector + tokenizer with the tower and the text-pretrained LLM frozen (400 steps of 8,
+every row, findings-code loss and least-squares start), DPO as in ``configs/dpo/tiny.yaml``.
+``lm_steps=0`` gives the older recipe (SFT trains the random-init LLM too); ``lm_fill=repeat``
+the session-4 recipe (findings as words, next-token loss only).
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ class AblationConfig:
     """Zero-shot and linear-probe accuracy of each stage-0 tower (what SFT starts from)."""
 
     # --- LM stage (configs/lm/tiny.yaml): the same for every preset -------------------
-    lm_steps: int = 300
+    lm_steps: int = 240
     """Text pretraining steps of the random-init tiny LLM, one LM stage per preset (its image
     block has the preset's number of visual tokens); 0: no LM stage, SFT trains the LLM."""
     lm_batch_size: int = 32
@@ -115,7 +117,7 @@ class AblationConfig:
     """What the LM stage writes in the image block (configs/lm/tiny.yaml: the findings code)."""
 
     # --- SFT (configs/sft/tiny.yaml): the same for every preset -----------------------
-    sft_steps: int = 600
+    sft_steps: int = 400
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 0.01
