@@ -209,7 +209,7 @@ def train_sft(cfg: AblationConfig, data: Path, run_dir: Path, seed: int, preset:
         [f"model.init_from={lm}", "model.vision_path=null",
          f"model.freeze_llm={str(cfg.freeze_llm).lower()}",
          f"code_weight={cfg.code_weight if cfg.lm_fill == 'code' else 0.0}",
-         f"code_init_rows={cfg.code_init_rows if cfg.lm_fill == 'code' and cfg.code_weight else 0}"]
+         f"code_init_rows={cfg.code_init_rows}"]
         if lm is not None
         else [f"model.vision_path={vision}", f"model.overrides={json.dumps(cfg.model_overrides)}"]
     )  # fmt: skip

@@ -200,7 +200,7 @@ class DemoPipeline:
             "max_steps": s.steps,
             "batch_size": s.batch_size,
             "code_weight": s.code_weight if init_from else 0.0,
-            "code_init_rows": s.code_init_rows if init_from and s.code_weight else 0,
+            "code_init_rows": s.code_init_rows,
             "cache_vision": s.freeze_vision and not scratch and not s.augment,
             "optim": {"lr": s.lr, "weight_decay": s.weight_decay,
                       "warmup_ratio": s.warmup_ratio, "min_lr_ratio": s.min_lr_ratio},

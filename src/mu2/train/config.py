@@ -168,9 +168,9 @@ class SFTConfig(RunOptions):
     aligns the projector and tokenizer to the LLM directly rather than only through the
     next-token loss. Needs rows with structured findings; 0 turns it off."""
     code_init_rows: int = 0
-    """With ``code_weight``: before training, fit the projector's output layer by ridge
-    regression so that the mean visual token of each case is its findings code
-    (``mu2.train.code_init``), over this many training rows; 0: off."""
+    """With ``code_weight`` > 0 (ignored otherwise): before training, fit the projector's
+    output layer by ridge regression so that the mean visual token of each case is its
+    findings code (``mu2.train.code_init``), over this many training rows; 0: off."""
     cache_vision: bool = False
     """Run the frozen vision tower once per volume and reuse its output (``TowerCache``).
     Needs ``model.freeze_vision`` and ``data.augment=false`` (the output must not change

@@ -25,21 +25,20 @@ from tqdm.auto import tqdm
 from mu2.data.schema import Record, read_jsonl
 from mu2.errors import Mu2Error
 from mu2.train.config import LMConfig
-from mu2.train.findings_code import (
-    CONTEXT_SEPARATOR,
-    FindingsCoder,
-    code_block,
-    findings_words,
-)
+from mu2.train.findings_code import FindingsCoder, code_block
 from mu2.train.schedule import warmup_cosine
 from mu2.train.sft import build_model
 
 log = logging.getLogger(__name__)
 
+NORMAL_WORD = "normal"  # the context of a row without findings
+CONTEXT_SEPARATOR = ", "  # between the findings, and between repeats of the block
+
 
 def context_words(record: Record) -> str:
     """The row's findings as words, e.g. "ascites, hepatomegaly" ("normal" for none)."""
-    return findings_words(record.findings)
+    names = sorted({f["finding"].replace("_", " ") for f in record.findings})
+    return CONTEXT_SEPARATOR.join(names) or NORMAL_WORD
 
 
 def context_block(

@@ -31,14 +31,7 @@ from typing import Any
 
 import torch
 
-NORMAL_WORD = "normal"  # the context of a row without findings
-CONTEXT_SEPARATOR = ", "  # between the findings, and between repeats of the block
-
-
-def findings_words(findings: list[dict]) -> str:
-    """Structured findings -> their names as words, sorted ("normal" for none)."""
-    names = sorted({f["finding"].replace("_", " ") for f in findings})
-    return CONTEXT_SEPARATOR.join(names) or NORMAL_WORD
+NORMAL_KIND = "normal"  # the one term of a code when the rows report no finding kinds
 
 
 def _field(row: Any, name: str) -> Any:
@@ -75,7 +68,7 @@ class FindingsCoder:
         self.cases = case_kinds(rows)
         kinds = sorted(set().union(*self.cases.values())) if self.cases else []
         self.kinds = kinds
-        self.names = kinds or [NORMAL_WORD]
+        self.names = kinds or [NORMAL_KIND]
 
     def directions(self, width: int) -> torch.Tensor:
         """(K, width): u_k per kind, in ``self.names`` order."""

@@ -170,6 +170,8 @@ class SFTRecipe(Recipe):
             else None
         )
         self.collate = SFTCollator(self.processor, cfg.model.max_length)
+        if cfg.cache_vision:
+            self.tower_cache = TowerCache()
         if cfg.code_weight > 0:
             coder = FindingsCoder(rows)
             if not coder.kinds:
@@ -180,8 +182,6 @@ class SFTRecipe(Recipe):
                 )
             collate = CodeCollator(self.collate, coder)
             self.code_directions = coder.directions(model.config.text_config.hidden_size)
-            if cfg.cache_vision:
-                self.tower_cache = TowerCache()
             if cfg.code_init_rows:
                 fit_projector_to_code(
                     model,
@@ -224,9 +224,7 @@ class SFTRecipe(Recipe):
         model = self.accelerator.unwrap_model(self.model)
         pv, fm = inputs.pop("pixel_values"), inputs.pop("frame_mask")
         patches = None
-        if self.cfg.cache_vision:
-            if self.tower_cache is None:
-                self.tower_cache = TowerCache()
+        if self.tower_cache is not None:
             patches = self.tower_cache.patches(model.vision_tower, pv, fm)  # (F, N0, E_v)
         enc = model.encode_images(
             pv, fm, inputs.pop("question_ids"), inputs.pop("question_mask"), patches=patches
