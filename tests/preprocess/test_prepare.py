@@ -126,6 +126,17 @@ def test_to_frames_nearest_keeps_labels():
     assert set(torch.unique(mapped).tolist()) == {0.0, 3.0}
 
 
+def test_prep_mapping_is_the_mapping_prepare_uses(data_dir):
+    from mu2.preprocess.prepare import prep_mapping
+
+    for vol, cfg in (
+        (_phantom((40, 40, 20)), PrepConfig(frame_slices=16, size=32, max_frames=2)),
+        (load_ct(data_dir / "real-ct" / "example_ct.nii.gz"), prep_config("tiny")),
+    ):
+        out = prepare(vol, cfg)
+        assert prep_mapping(vol, cfg) == (out.mapping, out.hu_range)
+
+
 def test_real_ct_tiny_is_fast_and_shaped(data_dir):
     vol = load_ct(data_dir / "real-ct" / "example_ct_sm.nii.gz")
     out = prepare(vol, prep_config("tiny"))

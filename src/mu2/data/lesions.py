@@ -42,6 +42,19 @@ FOCAL: dict[str, FocalSpec] = {
     "renal_stone": FocalSpec(("kidney_{side}",), 1.0, ("kidney_{side}", "renal_sinus")),
     "lung_nodule": FocalSpec(("lung_{side}",), 1.0, ("lung_{side}",), margin_voxels=1.0),
 }
+# Finding kinds drawn with the label-map label "fluid"; focal kinds (FOCAL) use "lesion".
+FLUID_KINDS = ("pleural_effusion", "ascites", "hydronephrosis")
+FLUID_LABEL = "fluid"
+LESION_LABEL = "lesion"
+
+
+def voxel_label(kind: str) -> str | None:
+    """The label-map label whose voxels are the finding ``kind`` (None: organ-level kinds)."""
+    if kind in FLUID_KINDS:
+        return FLUID_LABEL
+    return LESION_LABEL if kind in FOCAL else None
+
+
 MIN_SHRINK = 0.5  # a lesion may be drawn down to this share of its planned diameter
 RING_MM = 10.0  # surrounding tissue within this distance is the lesion's background
 

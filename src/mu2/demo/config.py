@@ -36,6 +36,9 @@ class DataSection:
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     workers: int | None = None
     """Generator processes (None: all cores)."""
+    save_labels: bool = True
+    """Write the label maps too (``--save-labels``): SFT's grounding loss reads them, and so
+    does the heat-map check (``scripts/heatmap_hit_rate.py``)."""
     overrides: list[str] = field(default_factory=list)
     """``SynthConfig`` key=value overrides, e.g. prevalence=0.4."""
 
@@ -104,6 +107,15 @@ class SFTSection:
     code_init_rows: int = 256
     """Training rows for the least-squares warm start of the projector's output layer
     (``SFTConfig.code_init_rows``); with ``code_weight`` only."""
+    ground_weight: float = 1.0
+    """Grounding loss (``SFTConfig.ground_weight``, not in the paper): a report row with fluid
+    puts part of its question-to-CT relevance on the fluid's patches, so the heat map points
+    at the finding (voxel share in the top decile 0.30 against 0.10 by chance; without it
+    0.10, BENCHMARKS.md, heat map). Needs ``data.save_labels``."""
+    ground_target: float = 0.15
+    """Share of a grounded row's relevance asked to lie on the fluid: 0.5 pulled so much of
+    the tokens onto the fluid that fatty liver and splenomegaly fell to 0.83 / 0.70, and 0.25
+    left fatty liver at 0.90 (0.95 with 0.15)."""
     augment: bool = False
     """Intensity augmentation of the frozen tower's input: a shift of 0.1 is 40 HU, as much
     as steatosis lowers the liver, so it blurs fatty liver for the alignment."""

@@ -112,8 +112,9 @@ class DemoPipeline:
             # New volumes: the prepared-volume cache (keyed by file and mtime) would only grow.
             shutil.rmtree(self.paths.cache, ignore_errors=True)
             manifest = synthesize(
-                out, d.n, d.seed, synth, workers=d.workers, preset=d.preset, size=d.size
-            )
+                out, d.n, d.seed, synth, workers=d.workers, save_labels=d.save_labels,
+                preset=d.preset, size=d.size,
+            )  # fmt: skip
             splits = ", ".join(f"{k} {v['cases']}" for k, v in manifest["splits"].items())
             return {
                 "manifest_path": str(out / "manifest.json"),
@@ -121,7 +122,7 @@ class DemoPipeline:
                 "note": f"{d.n} cases ({splits})",
             }
 
-        material = {"n": d.n, "seed": d.seed, "synth": config_dict(synth)}
+        material = {"n": d.n, "seed": d.seed, "labels": d.save_labels, "synth": config_dict(synth)}
         return self.runner.run("data", "synthetic benchmark", self.paths.data, material, run)
 
     def _data_file(self, split: str) -> str:
@@ -202,6 +203,8 @@ class DemoPipeline:
             "code_weight": s.code_weight if init_from else 0.0,
             "code_init_rows": s.code_init_rows,
             "cache_vision": s.freeze_vision and not scratch and not s.augment,
+            "ground_weight": s.ground_weight if self.cfg.data.save_labels else 0.0,
+            "ground_target": s.ground_target,
             "optim": {"lr": s.lr, "weight_decay": s.weight_decay,
                       "warmup_ratio": s.warmup_ratio, "min_lr_ratio": s.min_lr_ratio},
             "model": {"size": "tiny", "vision_path": None if init_from else vision,

@@ -32,6 +32,7 @@ import numpy as np
 from scipy import stats
 from tqdm.auto import tqdm
 
+from mu2.data.lesions import FLUID_KINDS, FLUID_LABEL, FOCAL, LESION_LABEL
 from mu2.errors import Mu2Error
 from mu2.findings.catalogue import FINDING_KINDS
 from mu2.generate.regions import default_question
@@ -40,9 +41,6 @@ log = logging.getLogger(__name__)
 
 TOP_FRACTION = 0.10  # "top decile of heat"
 BODY_HU = -500.0  # voxels above this are body (air and padding are not)
-LESION_LABEL = "lesion"
-FLUID_LABEL = "fluid"
-FLUID_KINDS = ("pleural_effusion", "ascites", "hydronephrosis")  # drawn with the fluid label
 
 
 @dataclass
@@ -123,8 +121,6 @@ def synth_lesion_cases(synth_dir: str | Path, split: str = "test") -> list[Lesio
     (pleural effusion, ascites: label ``fluid``); the question asks for the findings of the
     region holding most of those findings (one map per case, so each case counts once).
     """
-    from mu2.data.lesions import FOCAL
-
     root = Path(synth_dir)
     rows_path = root / f"{split}.jsonl"
     if not rows_path.is_file():

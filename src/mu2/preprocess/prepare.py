@@ -78,15 +78,13 @@ def plan(crop_shape: tuple[int, int, int], cfg: PrepConfig) -> tuple[tuple[int, 
     return (depth, h, w), frames
 
 
-def prepare(volume: CTVolume, cfg: PrepConfig) -> Prepared:
-    """Turn a canonical CT volume into frames (T, K, H, W) for the vision tower."""
+def prep_mapping(volume: CTVolume, cfg: PrepConfig) -> tuple[PrepMapping, tuple[float, float]]:
+    """Where ``prepare`` puts the volume, and its HU range, without making the frames (e.g.
+    to take a label map of the same grid along: ``mapping.to_frames``)."""
     arr = np.asarray(volume.array, dtype=np.float32)  # (X, Y, Z) HU
     lo, hi = hu_range(arr, cfg)
     box = foreground_box(arr, lo) if cfg.crop_foreground else tuple((0, n) for n in arr.shape)
-    (x0, x1), (y0, y1), (z0, z1) = box
-    # (Xc, Yc, Zc): a clipped copy of the crop only (the input is never modified)
-    crop = torch.from_numpy(np.clip(arr[x0:x1, y0:y1, z0:z1], lo, hi))
-    resized, n_frames = plan(tuple(crop.shape), cfg)
+    resized, n_frames = plan(tuple(b - a for a, b in box), cfg)
     d, h, w = resized
     total = n_frames * cfg.frame_slices
     offset = ((total - d) // 2, (cfg.size - h) // 2, (cfg.size - w) // 2)  # centred padding
@@ -99,9 +97,21 @@ def prepare(volume: CTVolume, cfg: PrepConfig) -> Prepared:
         frame_slices=cfg.frame_slices,
         size=cfg.size,
     )
+    return mapping, (lo, hi)
+
+
+def prepare(volume: CTVolume, cfg: PrepConfig) -> Prepared:
+    """Turn a canonical CT volume into frames (T, K, H, W) for the vision tower."""
+    arr = np.asarray(volume.array, dtype=np.float32)  # (X, Y, Z) HU
+    mapping, (lo, hi) = prep_mapping(volume, cfg)
+    (x0, x1), (y0, y1), (z0, z1) = mapping.crop
+    # (Xc, Yc, Zc): a clipped copy of the crop only (the input is never modified)
+    crop = torch.from_numpy(np.clip(arr[x0:x1, y0:y1, z0:z1], lo, hi))
+    d, h, w = mapping.resized
+    total = mapping.frames * cfg.frame_slices
+    od, oh, ow = mapping.offset
     block = resize_xyz(crop, (w, h, d), "trilinear")  # (Xc, Yc, Zc) -> (W', H', D)
     frames = mapping.place(block)  # (T, K, H, W), HU inside the block, 0 in the padding
-    od, oh, ow = offset
     inner = frames.view(total, cfg.size, cfg.size)[od : od + d, oh : oh + h, ow : ow + w]
     span = hi - lo
     if span > 0:

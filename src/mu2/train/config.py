@@ -175,6 +175,15 @@ class SFTConfig(RunOptions):
     """Run the frozen vision tower once per volume and reuse its output (``TowerCache``).
     Needs ``model.freeze_vision`` and ``data.augment=false`` (the output must not change
     between draws)."""
+    ground_weight: float = 0.0
+    """Weight of the grounding loss (``mu2.train.grounding``): a report row with fluid or a
+    focal lesion should put at least ``ground_target`` of its question-to-CT relevance on
+    those voxels. Needs label maps (``mu2 data synth --save-labels``) and a μ² / LinVT
+    tokenizer (the ones with relevance); not in the paper; 0 turns it off."""
+    ground_target: float = 0.5
+    """Share of a grounded row's relevance that should lie on its finding's patches."""
+    ground_min_share: float = 0.25
+    """A ViT patch is on the finding when at least this share of its voxels carry the label."""
 
     def __post_init__(self) -> None:
         problems = self._check_run()
@@ -184,6 +193,12 @@ class SFTConfig(RunOptions):
             problems.append(f"code_init_rows must be >= 0, got {self.code_init_rows}")
         if self.code_weight < 0:
             problems.append(f"code_weight must be >= 0, got {self.code_weight}")
+        if self.ground_weight < 0:
+            problems.append(f"ground_weight must be >= 0, got {self.ground_weight}")
+        if not 0 < self.ground_target <= 1:
+            problems.append(f"ground_target must be in (0, 1], got {self.ground_target}")
+        if not 0 < self.ground_min_share <= 1:
+            problems.append(f"ground_min_share must be in (0, 1], got {self.ground_min_share}")
         if self.loss_reduction not in LOSS_REDUCTIONS:
             problems.append(
                 f"loss_reduction is {self.loss_reduction!r}; use {' or '.join(LOSS_REDUCTIONS)}"

@@ -28,6 +28,7 @@ from mu2.train.findings_code import (
     code_loss,
     findings_code,
 )
+from mu2.train.grounding import GroundingCollator, GroundingMasks, grounding_loss
 from mu2.train.recipe import Recipe
 from mu2.train.sampling import generate_reports, model_inputs
 from mu2.train.tower_cache import TowerCache
@@ -191,11 +192,32 @@ class SFTRecipe(Recipe):
                     cfg.code_init_rows,
                     cache=self.tower_cache,
                 )
-            return model, train, collate
-        return model, train, self.collate
+        else:
+            collate = self.collate
+        if cfg.ground_weight > 0:
+            collate = self._grounding(model, train, collate)
+        return model, train, collate
+
+    def _grounding(self, model, train, collate):
+        """Wrap ``collate`` so batches carry the grounded patches (``ground_mask``)."""
+        cfg = self.cfg
+        if model.visual_tokenizer.config.kind != "mu2":
+            raise Mu2Error(
+                f"ground_weight needs a tokenizer with relevance (μ² / LinVT presets), not "
+                f"'{model.visual_tokenizer.config.kind}'",
+                fix="set ground_weight=0",
+            )
+        masks = GroundingMasks(
+            train.rows,
+            cfg.data.train,
+            cfg.data.prep,
+            model.vision_tower.config.patch_size,
+            cfg.ground_min_share,
+        )
+        return GroundingCollator(collate, masks)
 
     def compute_loss(self, batch):
-        explicit = self.cfg.code_weight > 0 or self.cfg.cache_vision
+        explicit = self.cfg.code_weight > 0 or self.cfg.cache_vision or self.cfg.ground_weight > 0
         if self.cfg.loss_reduction == "token" and not explicit:
             return self.model(**model_inputs(batch)).loss, {}
         inputs = model_inputs(batch)
@@ -210,6 +232,8 @@ class SFTRecipe(Recipe):
             loss = row_mean_loss(logits, labels)
         if "code" in extra:
             loss = loss + self.cfg.code_weight * extra["code"]
+        if "ground" in extra:
+            loss = loss + self.cfg.ground_weight * extra["ground"]
         return loss, {k: v.detach() for k, v in extra.items()}
 
     def _encode(self, batch, inputs):
@@ -226,14 +250,24 @@ class SFTRecipe(Recipe):
         patches = None
         if self.tower_cache is not None:
             patches = self.tower_cache.patches(model.vision_tower, pv, fm)  # (F, N0, E_v)
+        ground = self.cfg.ground_weight > 0
         enc = model.encode_images(
-            pv, fm, inputs.pop("question_ids"), inputs.pop("question_mask"), patches=patches
+            pv,
+            fm,
+            inputs.pop("question_ids"),
+            inputs.pop("question_mask"),
+            return_attribution=ground,
+            patches=patches,
         )
         extra = {}
         if self.cfg.code_weight > 0:
             directions = self.code_directions.to(enc.tokens.device)  # (K, E)
             code = findings_code(directions, batch["code_sign"])  # (B, E)
             extra["code"] = code_loss(enc.tokens, code, enc.mask)  # (B, Q, E), (B, E), (B, Q)
+        if ground:
+            # (B, T, gz, gy, gx) relevance of every ViT patch and the row's grounded patches
+            mask = batch["ground_mask"].to(enc.attribution.device)
+            extra["ground"] = grounding_loss(enc.attribution, mask, self.cfg.ground_target)
         return enc, extra
 
     @torch.no_grad()
