@@ -47,10 +47,9 @@ class DataSection:
 class ClipSection:
     """Stage 0: contrastive image-report pretraining of the vision tower (+ findings head)."""
 
-    steps: int = 220
-    """220 of 16 (7.3 epochs of the 480 training cases) rather than 300: part of keeping a
-    fresh clone's `make demo` under 10 minutes on 2 cores (BENCHMARKS.md, demo; 240 until
-    the grounding loss and label maps took 10 s of the budget)."""
+    steps: int = 240
+    """240 of 16 (8 epochs of the 480 training cases) rather than 300: part of keeping a
+    fresh clone's `make demo` under 10 minutes on 2 cores (BENCHMARKS.md, demo)."""
     batch_size: int = 16
     lr: float = 2e-3
     clip_weight: float = 0.2
@@ -92,10 +91,10 @@ class LMSection:
 class SFTSection:
     """Stage 1: supervised fine-tuning on the stage-0 tower, from the text-pretrained LLM."""
 
-    steps: int = 380
-    """380 of 8 (1.6 epochs of the 1,920 training rows): with the findings code every kind
+    steps: int = 400
+    """400 of 8 (1.7 epochs of the 1,920 training rows): with the findings code every kind
     is read at >= 0.93 after 400 steps, and 500 cost 25 s more of the 10-minute budget
-    (BENCHMARKS.md, issue 10, session 5); 380 since the grounding loss (session 6)."""
+    (BENCHMARKS.md, issue 10, session 5)."""
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -171,7 +170,7 @@ class EvalSection:
     """Score at most this many test reports (None: all)."""
     batch_size: int = 40
     """Reports generated per forward batch (greedy). 40 rather than 16: the same 120 test
-    reports, 2 s faster per evaluation (BENCHMARKS.md, heat map with grounding)."""
+    reports, about 2 s faster per evaluation."""
     max_new_tokens: int = 96
     green_backend: str = "rules"
     missing_java: Literal["error", "skip"] = "skip"
