@@ -102,18 +102,6 @@ def top_share(
     return float((heat[lesion] > threshold).mean())
 
 
-def _canonical_mask(path: Path, label_id: int) -> np.ndarray:
-    """Label map file -> boolean mask on the canonical RAS grid (same as load_ct's)."""
-    import nibabel as nib
-
-    from mu2.io.volume import canonical_volume
-
-    img = nib.load(str(path))
-    data = np.asarray(img.dataobj)
-    vol = canonical_volume((data == label_id).astype(np.float32), img.affine, {"path": str(path)})
-    return vol.array > 0.5
-
-
 def synth_lesion_cases(synth_dir: str | Path, split: str = "test") -> list[LesionCase]:
     """Cases of a synthetic split with a focal lesion or a fluid finding in their label map.
 
@@ -167,13 +155,14 @@ def lesion_hit_stats(
     """Hit rate of the generator's heat maps over ``cases`` (see module docstring)."""
     from mu2.data.anatomy import LABELS
     from mu2.io import load_ct
+    from mu2.io.volume import load_label_mask
 
     hits = mirrored = n = 0
     shares: list[float] = []
     mirrored_shares: list[float] = []
     for case in tqdm(cases, desc="heat-map hits", unit="case", disable=not progress):
         volume = load_ct(case.image)
-        lesion = _canonical_mask(case.lesion_mask, LABELS[case.label])
+        lesion = load_label_mask(case.lesion_mask, [LABELS[case.label]])
         if lesion.shape != volume.shape:
             raise Mu2Error(
                 f"lesion mask {lesion.shape} and scan {volume.shape} differ",

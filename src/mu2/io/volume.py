@@ -9,6 +9,7 @@ grid (attention heat maps) can be written back aligned with the file the user ga
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,14 @@ class CTVolume:
 def orientation_code(affine: np.ndarray) -> str:
     """Three-letter code such as 'RAS' or 'LPS' of a voxel-to-world (RAS) affine."""
     return "".join(nib.aff2axcodes(affine))
+
+
+def load_label_mask(path: str | Path, label_ids: Sequence[int]) -> np.ndarray:
+    """Label-map file -> bool mask of ``label_ids`` on the canonical RAS grid (load_ct's), so
+    it lines up with the scan it was written with (heat-map scoring, grounding)."""
+    img = nib.load(str(path))
+    hit = np.isin(np.asarray(img.dataobj), list(label_ids)).astype(np.float32)
+    return canonical_volume(hit, img.affine, {"path": str(path)}).array > 0.5
 
 
 def canonical_volume(data: np.ndarray, affine: np.ndarray, meta: dict[str, Any]) -> CTVolume:

@@ -81,7 +81,11 @@ def plan(crop_shape: tuple[int, int, int], cfg: PrepConfig) -> tuple[tuple[int, 
 def prep_mapping(volume: CTVolume, cfg: PrepConfig) -> tuple[PrepMapping, tuple[float, float]]:
     """Where ``prepare`` puts the volume, and its HU range, without making the frames (e.g.
     to take a label map of the same grid along: ``mapping.to_frames``)."""
-    arr = np.asarray(volume.array, dtype=np.float32)  # (X, Y, Z) HU
+    return _plan_mapping(np.asarray(volume.array, dtype=np.float32), cfg)
+
+
+def _plan_mapping(arr: np.ndarray, cfg: PrepConfig) -> tuple[PrepMapping, tuple[float, float]]:
+    """(X, Y, Z) HU float32 array -> mapping and HU range (the array is converted once)."""
     lo, hi = hu_range(arr, cfg)
     box = foreground_box(arr, lo) if cfg.crop_foreground else tuple((0, n) for n in arr.shape)
     resized, n_frames = plan(tuple(b - a for a, b in box), cfg)
@@ -89,7 +93,7 @@ def prep_mapping(volume: CTVolume, cfg: PrepConfig) -> tuple[PrepMapping, tuple[
     total = n_frames * cfg.frame_slices
     offset = ((total - d) // 2, (cfg.size - h) // 2, (cfg.size - w) // 2)  # centred padding
     mapping = PrepMapping(
-        input_shape=volume.shape,
+        input_shape=tuple(int(n) for n in arr.shape),
         crop=box,  # type: ignore[arg-type]
         resized=resized,
         offset=offset,
@@ -103,7 +107,7 @@ def prep_mapping(volume: CTVolume, cfg: PrepConfig) -> tuple[PrepMapping, tuple[
 def prepare(volume: CTVolume, cfg: PrepConfig) -> Prepared:
     """Turn a canonical CT volume into frames (T, K, H, W) for the vision tower."""
     arr = np.asarray(volume.array, dtype=np.float32)  # (X, Y, Z) HU
-    mapping, (lo, hi) = prep_mapping(volume, cfg)
+    mapping, (lo, hi) = _plan_mapping(arr, cfg)
     (x0, x1), (y0, y1), (z0, z1) = mapping.crop
     # (Xc, Yc, Zc): a clipped copy of the crop only (the input is never modified)
     crop = torch.from_numpy(np.clip(arr[x0:x1, y0:y1, z0:z1], lo, hi))

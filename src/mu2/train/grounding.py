@@ -18,6 +18,7 @@ label map does not split it by region).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -29,16 +30,12 @@ import torch.nn.functional as F
 from mu2.errors import Mu2Error
 
 
-def grounded_labels(findings: Sequence[Any]) -> set[str]:
+def grounded_labels(findings: Sequence[dict[str, Any]]) -> set[str]:
     """The label-map labels holding ``findings`` (fluid and focal lesions only)."""
     from mu2.data.lesions import voxel_label
 
-    kinds = (f["finding"] if isinstance(f, dict) else getattr(f, "finding", None) for f in findings)
-    return {label for label in map(voxel_label, kinds) if label is not None}
-
-
-def _field(row: Any, name: str) -> Any:
-    return row.get(name) if isinstance(row, dict) else getattr(row, name, None)
+    labels = (voxel_label(f["finding"]) for f in findings)
+    return {label for label in labels if label is not None}
 
 
 class GroundingMasks:
@@ -52,7 +49,7 @@ class GroundingMasks:
 
     def __init__(
         self,
-        rows: Sequence[Any],
+        rows: Sequence[dict[str, Any]],
         jsonl: str | Path,
         prep: str,
         patch_size: Sequence[int],
@@ -63,20 +60,21 @@ class GroundingMasks:
         self.patch_size = tuple(int(p) for p in patch_size)
         self.min_share = float(min_share)
         # case_id -> image path (dataset items do not carry the path)
-        self.images = {str(_field(r, "case_id")): str(_field(r, "image")) for r in rows}
+        self.images = {r.get("case_id"): r["image"] for r in rows}
         self._masks: dict[tuple[str, frozenset[str]], torch.Tensor | None] = {}
 
-    def labels_of(self, row: Any) -> set[str]:
+    def labels_of(self, row: dict[str, Any]) -> set[str]:
         """Grounded labels of a report row (VQA rows carry the whole case's findings)."""
-        if _field(row, "task") not in (None, "report"):
+        if row.get("task", "report") != "report":
             return set()
-        return grounded_labels(_field(row, "findings") or [])
+        return grounded_labels(row.get("findings") or [])
 
-    def mask(self, row: Any) -> torch.Tensor | None:
-        """(T, gz, gy, gx) bool, or None when the row has nothing to ground."""
+    def mask(self, row: dict[str, Any]) -> torch.Tensor | None:
+        """(T, gz, gy, gx) bool, or None when the row has nothing to ground (or no case_id
+        to find its label map by)."""
         labels = self.labels_of(row)
-        case = str(_field(row, "case_id"))
-        if not labels or case == "None":
+        case = row.get("case_id")
+        if not labels or case is None:
             return None
         key = (case, frozenset(labels))
         if key not in self._masks:
@@ -84,11 +82,9 @@ class GroundingMasks:
         return self._masks[key]
 
     def _compute(self, case: str, labels: set[str]) -> torch.Tensor | None:
-        import nibabel as nib
-
         from mu2.data.anatomy import LABELS
         from mu2.io import load_ct
-        from mu2.io.volume import canonical_volume
+        from mu2.io.volume import load_label_mask
         from mu2.preprocess import prep_config
         from mu2.preprocess.prepare import prep_mapping
 
@@ -102,17 +98,14 @@ class GroundingMasks:
         image = Path(self.images[case])
         image = image if image.is_absolute() else self.root / image
         mapping, _ = prep_mapping(load_ct(image), prep_config(self.prep))
-        img = nib.load(str(path))
-        data = np.asarray(img.dataobj)
-        hit = np.isin(data, [LABELS[name] for name in labels]).astype(np.float32)
-        canonical = canonical_volume(hit, img.affine, {"path": str(path)}).array  # (X, Y, Z)
+        canonical = load_label_mask(path, [LABELS[name] for name in labels])  # (X, Y, Z)
         if canonical.shape != tuple(mapping.input_shape):
             raise Mu2Error(
                 f"label map {canonical.shape} and scan {mapping.input_shape} differ",
                 path=str(path),
                 fix="pass the label map written with this scan",
             )
-        frames = mapping.to_frames(canonical, mode="trilinear")  # (T, K, H, W)
+        frames = mapping.to_frames(canonical.astype(np.float32), mode="trilinear")  # (T, K, H, W)
         # (T, K, H, W) -> (T, 1, K, H, W) -> share per patch (T, 1, gz, gy, gx) -> (T, gz, gy, gx)
         share = F.avg_pool3d(frames.float()[:, None], self.patch_size)[:, 0]
         mask = share >= self.min_share
@@ -152,5 +145,5 @@ def grounding_loss(relevance: torch.Tensor, mask: torch.Tensor, target: float) -
     r = relevance.float().flatten(1)[rows]  # (G, T*gz*gy*gx)
     m = mask.flatten(1)[rows].to(r.dtype)
     share = (r * m).sum(dim=1) / r.sum(dim=1).clamp(min=1e-12)  # (G,)
-    gap = np.log(target) - share.clamp(min=1e-6).log()
+    gap = math.log(target) - share.clamp(min=1e-6).log()
     return gap.clamp(min=0.0).mean()
