@@ -8,7 +8,7 @@ batch, learning rate and schedule. The defaults are the embedded default's recip
 projector + tokenizer with the tower and the text-pretrained LLM frozen (400 steps of 8,
 every row, findings-code loss and least-squares start), DPO as in ``configs/dpo/tiny.yaml``.
 ``lm_steps=0`` gives the older recipe (SFT trains the random-init LLM too); ``lm_fill=repeat``
-the session-4 recipe (findings as words, next-token loss only).
+the findings-as-words recipe (findings as words, next-token loss only).
 """
 
 from __future__ import annotations

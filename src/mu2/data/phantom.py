@@ -1,6 +1,6 @@
 """Procedural abdominal anatomy: a body of fat and muscle with organs embedded in it.
 
-The probe in shared/specs/embedded-benchmark.md showed why the layout matters: organs
+A learnability probe of a small ViT3D showed why the layout matters: organs
 surrounded by muscle-like tissue are invisible to a small model, organs embedded in fat
 (-100 HU) are not. So the body is fat inside a muscle wall, and every organ sits in
 visceral fat at its realistic attenuation. Random body size, organ sizes and positions,

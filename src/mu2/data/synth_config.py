@@ -26,9 +26,9 @@ from mu2.findings.catalogue import FINDING_KINDS
 Range = tuple[float, float]
 
 # Diffuse and organ-size kinds a tiny model can see on a 64 x 64 grid within the demo
-# budget (shared/specs/embedded-benchmark.md: organs in fat, CNR >= 3). Focal lesions
+# budget (organs in fat, CNR >= 3). Focal lesions
 # (liver / renal cysts, aneurysm; 5-10 voxels wide here) stayed at chance for a stage-0
-# findings head trained 600 steps (BENCHMARKS.md#stage0-learnability): they are in `hard`.
+# findings head trained 600 steps (docs/experiments/2026-11-28-research-log.md#stage0-learnability): they are in `hard`.
 TINY_KINDS: tuple[str, ...] = (
     "fatty_liver",
     "hepatomegaly",
@@ -58,7 +58,7 @@ class TissueHU:
     """Portal-venous 140 HU, 35 HU above the liver: at the top of the reported range (the
     spleen enhances more than the liver in that phase), so a tiny tower can tell the two
     organs apart by attenuation; with 10 HU between them its stage-0 probe read
-    splenomegaly at chance (BENCHMARKS.md, issue 10, session 5). The hard preset keeps 115."""
+    splenomegaly at chance (docs/experiments/2026-11-28-research-log.md). The hard preset keeps 115."""
     kidney_cortex: Range = (35.0, 175.0)
     kidney_medulla: Range = (30.0, 120.0)
     pancreas: Range = (42.0, 95.0)
@@ -148,7 +148,7 @@ class SynthConfig:
     spleen_scale: Range = (0.9, 1.05)
     splenomegaly_scale: Range = (1.8, 2.2)
     """Massive splenomegaly (length 19-23 cm): at (1.55, 1.85) the tiny tower's probe read it at
-    0.73 within the demo budget, at (1.8, 2.2) 0.85 (BENCHMARKS.md, issue 10, session 5)."""
+    0.73 within the demo budget, at (1.8, 2.2) 0.85 (docs/experiments/2026-11-28-research-log.md)."""
     gallstone_mm: Range = (12.0, 22.0)
     gallstone_hu: Range = (300.0, 900.0)
     renal_cyst_mm: Range = (28.0, 40.0)

@@ -58,7 +58,7 @@ class ClipSection:
     histogram_weight: float = 1.0
     """Dense target: each patch token predicts its own voxels' intensity histogram. With it
     the tower's linear probe reads fatty liver, hepatomegaly and ascites at 0.92-1.00
-    against 0.82-0.93 without (BENCHMARKS.md, issue 10, session 5)."""
+    against 0.82-0.93 without (docs/experiments/2026-11-28-research-log.md)."""
     probe_train_cases: int = 200
     """Training cases the linear probe is fitted on (one forward pass each)."""
     probe_baseline: bool = True
@@ -73,10 +73,10 @@ class LMSection:
     block (``mu2.train.context_lm``); SFT starts from it."""
 
     enabled: bool = True
-    """False: SFT builds a fresh model and trains the LLM too (the issue-10 baseline)."""
+    """False: SFT builds a fresh model and trains the LLM too (the baseline without the LM stage)."""
     steps: int = 240
     """With the findings code (fill=code) 240 steps of 32 read every kind at 0.98-1.00 from
-    an exact code (BENCHMARKS.md, issue 10, session 5)."""
+    an exact code (docs/experiments/2026-11-28-research-log.md)."""
     batch_size: int = 32
     lr: float = 3e-3
     fill: str = "code"
@@ -94,7 +94,7 @@ class SFTSection:
     steps: int = 400
     """400 of 8 (1.7 epochs of the 1,920 training rows): with the findings code every kind
     is read at >= 0.93 after 400 steps, and 500 cost 25 s more of the 10-minute budget
-    (BENCHMARKS.md, issue 10, session 5)."""
+    (docs/experiments/2026-11-28-research-log.md)."""
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -252,7 +252,7 @@ class DemoConfig:
 
 
 def full_profile() -> DemoConfig:
-    """The demo `make demo` runs: 2 CPU cores, under 10 minutes (benchmarks/demo.md)."""
+    """The demo `make demo` runs: 2 CPU cores, under 10 minutes (BENCHMARKS.md, demo)."""
     return DemoConfig()
 
 

@@ -53,7 +53,7 @@ class DemoResult:
 
     @property
     def target_met(self) -> bool:
-        """The issue-10 target, for the final model (SFT+DPO, else SFT)."""
+        """The per-finding target, for the final model (SFT+DPO, else SFT)."""
         final = self.results.get(DPO_NAME) or self.results.get(SFT_NAME)
         return final is not None and target_check(final, self.kinds).met
 

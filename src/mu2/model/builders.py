@@ -81,7 +81,7 @@ def tokenizer_config(size: str, preset: str, width: int, **overrides: Any) -> To
         # The tiny layout keeps the paper's plain softmax: with the findings-code warm start
         # (mu2.train.code_init) a near-uniform initial mix is what the fitted projector
         # expects. (Without that start, a standardised score at temperature 0.5 helped the
-        # next-token loss alone; BENCHMARKS.md, issue 10.)
+        # next-token loss alone; docs/experiments/2026-11-28-research-log.md.)
         sizes = dict(
             num_selected=64, num_queries=32, svr_layers=2, tta_layers=2, heads=4,
             mlp_ratio=2.0, gate_hidden=32,

@@ -6,7 +6,7 @@ linear layer, so a visual token is ``W2 @ (mix of the hidden features) + b2``. F
 (``mu2.train.findings_code``) makes a uniform mix emit the code from step 0. Without it,
 the signed code (mean zero over cases) leaves the code loss on a plateau at 1.0 for
 150-450 steps before the tokens become case-dependent, a wait that varied with the seed
-(BENCHMARKS.md, issue 10). Written by hand: a closed-form least-squares warm start of one
+(docs/experiments/2026-11-28-research-log.md). Written by hand: a closed-form least-squares warm start of one
 layer is a few lines of torch.linalg, not a library feature.
 """
 

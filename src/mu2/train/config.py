@@ -311,7 +311,7 @@ class LMConfig:
 
     The paper's LLM arrives pretrained (Llama-3.2-1B) and can read what its context says;
     a random-init tiny Llama cannot, and SFT alone does not teach it to read the image
-    within the demo budget (BENCHMARKS.md, issue 10). This stage trains the LLM on the SFT
+    within the demo budget (docs/experiments/2026-11-28-research-log.md). This stage trains the LLM on the SFT
     rows' text with ``context="findings"``: the row's structured findings written as words
     at a random place among the image placeholders, so the LLM learns to look back at that
     block for evidence. SFT then fills the block with visual tokens. Skip this stage when

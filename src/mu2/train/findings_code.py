@@ -21,7 +21,7 @@ whatever weights the selection and the aggregation give each region. The next-to
 through a frozen LLM alone aligns the tokenizer to the LLM too slowly for the demo budget.
 Random directions rather than the names' word embeddings: "hepatomegaly" and
 "splenomegaly" occur in the same sentence frames, their embeddings end up close, and an LM
-stage of the demo's length then confused the two (BENCHMARKS.md, issue 10).
+stage of the demo's length then confused the two (docs/experiments/2026-11-28-research-log.md).
 """
 
 from __future__ import annotations
