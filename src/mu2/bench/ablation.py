@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from mu2.bench.config import DPO_ROW, AblationConfig
+from mu2.bench.config import DPO_ROW, SPLITS, STATUS, AblationConfig
 from mu2.bench.predict import predict_split, split_rows, write_predictions
 from mu2.bench.score import RunPredictions, score_runs
 from mu2.config import load_config, to_dict
@@ -44,11 +44,9 @@ from mu2.errors import Mu2Error
 
 log = logging.getLogger(__name__)
 
-SPLITS: tuple[str, ...] = ("test", "test_generalisation")
 PREP = "tiny"  # volume preparation of the tiny model (4 frames of 16 x 64 x 64)
 FINAL = "final"
 TIMING = "timing.json"
-STATUS = "status.json"
 
 
 @dataclass

@@ -21,6 +21,10 @@ from mu2.errors import Mu2Error
 from mu2.metrics.harness import ALL_METRICS
 from mu2.tokenizer import PRESETS
 
+# Scored splits and the per-run status file of a benchmark folder (runner and tables).
+SPLITS: tuple[str, ...] = ("test", "test_generalisation")
+STATUS = "status.json"
+
 # The paper's rows: Table 1's M3D (spatial pooling) and perceiver-style baselines, then
 # Table 2's ablation from LinVT to the full mu2 tokenizer.
 ALL_PRESETS: tuple[str, ...] = (

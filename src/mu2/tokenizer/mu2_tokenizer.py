@@ -202,13 +202,3 @@ class Mu2Tokenizer(nn.Module):
             tokens=tokens, mask=mask.new_ones(b, tokens.shape[1]), relevance=relevance
         )
 
-
-def build_visual_tokenizer(config: TokenizerConfig) -> nn.Module:
-    """The module for ``config.kind``: μ² (or LinVT ablation), spp pass-through, or perceiver."""
-    if config.kind == "mu2":
-        return Mu2Tokenizer(config)
-    from mu2.tokenizer.baselines import PassthroughTokens, PerceiverResampler
-
-    if config.kind == "spp":
-        return PassthroughTokens(config)
-    return PerceiverResampler(config)
