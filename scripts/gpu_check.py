@@ -57,10 +57,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from accelerate import Accelerator
 
+    from mu2.engine.config import OptimOptions
+    from mu2.engine.runtime import build_optimizer
+    from mu2.engine.schedule import warmup_cosine
     from mu2.model import build
-    from mu2.train.config import OptimOptions
-    from mu2.train.runtime import build_optimizer
-    from mu2.train.schedule import warmup_cosine
 
     if args.dry_run:
         size, vocab, max_steps = "tiny", 2000, 2

@@ -20,10 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mu2.engine.dataset import prepare_fn
 from mu2.model.builders import vision_config
 from mu2.model.projector import SpatialPoolingProjector
 from mu2.model.vision import VisionTower
-from mu2.train.dataset import prepare_fn
 
 
 def cases(root: Path, split: str, prep) -> list[dict]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import torch
 
+from mu2.engine.tower_cache import TowerCache
 from mu2.train.code_init import fit_projector_to_code
 from mu2.train.findings_code import findings_code
-from mu2.train.tower_cache import TowerCache
 
 
 def _uniform_mix_residual(model, dataset, collate, directions) -> float:

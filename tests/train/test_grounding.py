@@ -8,8 +8,8 @@ import math
 import pytest
 import torch
 
+from mu2.engine.dataset import read_rows
 from mu2.errors import Mu2Error
-from mu2.train.dataset import read_rows
 from mu2.train.grounding import (
     GroundingCollator,
     GroundingMasks,

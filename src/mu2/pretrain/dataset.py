@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
+from mu2.engine.dataset import CTCaseDataset, prepare_fn
 from mu2.preprocess import AugmentConfig, augment
 from mu2.pretrain.config import ClipDataOptions
-from mu2.train.dataset import CTCaseDataset, prepare_fn
 
 
 def _augment_frames(

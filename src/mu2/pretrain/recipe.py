@@ -5,8 +5,8 @@
 setup: one item per scan (:mod:`mu2.pretrain.cases`) written to ``<output_dir>/cases/``,
 a BPE tokenizer trained on the training reports, the stage-0 model
 (:func:`mu2.pretrain.clip.build_clip_model`), volumes prepared once and cached by the
-SFT data pipeline (:class:`mu2.train.dataset.CTCaseDataset`). train: the loop every mu2
-recipe shares (:class:`mu2.train.recipe.Recipe`: accelerate, warm-up + cosine,
+SFT data pipeline (:class:`mu2.engine.dataset.CTCaseDataset`). train: the loop every mu2
+recipe shares (:class:`mu2.engine.recipe.Recipe`: accelerate, warm-up + cosine,
 checkpoints and exact resume, metrics JSONL + TensorBoard, progress bar). save:
 ``<output_dir>/final/vision.safetensors`` -- what ``model.vision_path`` of an SFT config
 loads, exactly as the paper config loads M3D-CLIP's ``pretrained_ViT.bin`` -- and the
@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from mu2.engine.dataset import CTCaseDataset
+from mu2.engine.recipe import Recipe
 from mu2.errors import Mu2Error
 from mu2.model.processing import Mu2Processor
 from mu2.pretrain.cases import Case, LabelSpace, read_cases, write_cases
@@ -30,8 +32,6 @@ from mu2.pretrain.clip import build_clip_model, save_clip
 from mu2.pretrain.config import ClipConfig
 from mu2.pretrain.dataset import case_dataset
 from mu2.pretrain.probe import probe_folder
-from mu2.train.dataset import CTCaseDataset
-from mu2.train.recipe import Recipe
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
+from mu2.engine.tower_cache import TowerCache
 from mu2.train.findings_code import CodeCollator, findings_code
-from mu2.train.tower_cache import TowerCache
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ import torch
 from tqdm.auto import tqdm
 
 from mu2.data.schema import Record, read_jsonl
+from mu2.engine.schedule import warmup_cosine
 from mu2.errors import Mu2Error
 from mu2.train.config import LMConfig
 from mu2.train.findings_code import FindingsCoder, code_block
-from mu2.train.schedule import warmup_cosine
 from mu2.train.sft import build_model
 
 log = logging.getLogger(__name__)

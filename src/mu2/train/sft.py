@@ -5,7 +5,7 @@
 setup: build the mu2 model (``mu2.model.build``, or ``model.init_from`` a saved model),
 freeze what the config says, optional LoRA, gradient checkpointing; the training JSONL
 as prepared volumes (cached) with per-draw augmentation. train: the shared loop of
-:class:`mu2.train.recipe.Recipe`. cleanup: the model to ``<output_dir>/final``, loadable
+:class:`mu2.engine.recipe.Recipe`. cleanup: the model to ``<output_dir>/final``, loadable
 by ``Mu2ForConditionalGeneration.from_pretrained`` (processor included), for
 ``mu2 report --model``, ``mu2 prefs build --model`` and ``mu2 train dpo``.
 """
@@ -18,10 +18,12 @@ from pathlib import Path
 import torch
 
 from mu2.data.schema import read_jsonl
+from mu2.engine.dataset import CTCaseDataset, SFTCollator, augment_fn, prepare_fn
+from mu2.engine.recipe import Recipe
+from mu2.engine.tower_cache import TowerCache
 from mu2.errors import Mu2Error
 from mu2.train.code_init import fit_projector_to_code
 from mu2.train.config import DataOptions, DPODataOptions, ModelOptions, SFTConfig
-from mu2.train.dataset import CTCaseDataset, SFTCollator, augment_fn, prepare_fn
 from mu2.train.findings_code import (
     CodeCollator,
     FindingsCoder,
@@ -29,9 +31,7 @@ from mu2.train.findings_code import (
     findings_code,
 )
 from mu2.train.grounding import GroundingCollator, GroundingMasks, grounding_loss
-from mu2.train.recipe import Recipe
 from mu2.train.sampling import generate_reports, model_inputs
-from mu2.train.tower_cache import TowerCache
 
 logger = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
+from mu2.engine.dataset import CTCaseDataset, Draw, EpochSampler, augment_fn, prepare_fn
 from mu2.errors import Mu2Error
-from mu2.train.dataset import CTCaseDataset, Draw, EpochSampler, augment_fn, prepare_fn
 
 
 @pytest.fixture()

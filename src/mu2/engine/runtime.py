@@ -13,8 +13,8 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
+from mu2.engine.config import OptimOptions, RunOptions
 from mu2.errors import Mu2Error
-from mu2.train.config import OptimOptions, RunOptions
 
 logger = logging.getLogger(__name__)
 

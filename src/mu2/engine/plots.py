@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mu2.train.logging import read_metrics
+from mu2.engine.logging import read_metrics
 
 
 def plot_loss_curve(metrics_path: str | Path, out_png: str | Path, *, key: str = "loss") -> Path:

@@ -5,7 +5,7 @@ to build the model and data, the loss of one batch, what to evaluate, what to sa
 This base class does the rest the same way for both:
 
 * one ``Accelerator`` (CPU, GPU, DDP, DeepSpeed), gradient accumulation and clipping,
-  AdamW with warm-up + cosine (``mu2.train.schedule``);
+  AdamW with warm-up + cosine (``mu2.engine.schedule``);
 * checkpoints every ``save_every`` optimizer steps and exact resume (data order and
   augmentation depend only on (seed, epoch, index); RNG and accumulation counters come
   back from the checkpoint; ``skip_first_batches`` skips what an epoch already used);
@@ -33,13 +33,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from mu2.config import to_dict
-from mu2.train.checkpoint import TrainState, load_checkpoint, resolve_resume, save_checkpoint
-from mu2.train.config import RunOptions
-from mu2.train.dataset import EpochSampler
-from mu2.train.logging import MetricsLogger, progress
-from mu2.train.plots import plot_loss_curve
-from mu2.train.runtime import build_optimizer, count_parameters, make_accelerator
-from mu2.train.schedule import warmup_cosine
+from mu2.engine.checkpoint import TrainState, load_checkpoint, resolve_resume, save_checkpoint
+from mu2.engine.config import RunOptions
+from mu2.engine.dataset import EpochSampler
+from mu2.engine.logging import MetricsLogger, progress
+from mu2.engine.plots import plot_loss_curve
+from mu2.engine.runtime import build_optimizer, count_parameters, make_accelerator
+from mu2.engine.schedule import warmup_cosine
 
 logger = logging.getLogger(__name__)
 

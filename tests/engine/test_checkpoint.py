@@ -6,8 +6,7 @@ import pytest
 import torch
 from accelerate import Accelerator
 
-from mu2.errors import Mu2Error
-from mu2.train.checkpoint import (
+from mu2.engine.checkpoint import (
     STATE_FILE,
     TrainState,
     list_checkpoints,
@@ -15,7 +14,8 @@ from mu2.train.checkpoint import (
     resolve_resume,
     save_checkpoint,
 )
-from mu2.train.schedule import warmup_cosine
+from mu2.engine.schedule import warmup_cosine
+from mu2.errors import Mu2Error
 
 
 def _setup(seed):

@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
+from mu2.engine.schedule import warmup_cosine, warmup_steps
 from mu2.errors import Mu2Error
-from mu2.train.schedule import warmup_cosine, warmup_steps
 
 
 def _lrs(total, warmup_ratio, min_lr_ratio=0.0, lr=1.0):
