@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from mu2.config import load_config
-    from mu2.data.synth import synthesize
-    from mu2.data.synth_config import make_config
+    from mu2.data.synthetic.synth import synthesize
+    from mu2.data.synthetic.synth_config import make_config
     from mu2.train.config import DPOConfig, SFTConfig
     from mu2.train.dpo import run_dpo
     from mu2.train.sft import run_sft

@@ -21,8 +21,8 @@ from mu2.train.grounding import (
 @pytest.fixture(scope="module")
 def labelled_dir(tmp_path_factory):
     """6 tiny synthetic cases with label maps (``--save-labels``)."""
-    from mu2.data.synth import synthesize
-    from mu2.data.synth_config import make_config
+    from mu2.data.synthetic.synth import synthesize
+    from mu2.data.synthetic.synth_config import make_config
 
     out = tmp_path_factory.mktemp("labelled")
     synthesize(out, 6, 0, make_config("tiny", "tiny"), workers=1, progress=False,

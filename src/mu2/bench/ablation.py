@@ -87,8 +87,8 @@ def check_resume(cfg: AblationConfig, out: Path) -> None:
 
 def prepare_data(cfg: AblationConfig, dataset: str, out: Path, progress: bool) -> Path:
     """The synthetic data set of one anatomy (made once; a finished one is reused)."""
-    from mu2.data.synth import MANIFEST, synthesize
-    from mu2.data.synth_config import make_config
+    from mu2.data.synthetic.synth import MANIFEST, synthesize
+    from mu2.data.synthetic.synth_config import make_config
 
     folder = out / "data" / dataset
     if (folder / MANIFEST).is_file():

@@ -30,7 +30,7 @@ class DataSection:
     image did not get worse with fewer cases: BENCHMARKS.md, demo."""
     seed: int = 0
     preset: str = "tiny"
-    """Findings preset of ``mu2.data.synth_config`` (tiny: large, learnable findings)."""
+    """Findings preset of ``mu2.data.synthetic.synth_config`` (tiny: large, learnable findings)."""
     size: str = "tiny"
     """Grid preset (tiny: 64 x 64 in-plane)."""
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)

@@ -101,8 +101,8 @@ class DemoPipeline:
 
     # ---- stages ------------------------------------------------------------------------
     def data(self) -> StageRecord:
-        from mu2.data.synth import synthesize
-        from mu2.data.synth_config import config_dict, make_config
+        from mu2.data.synthetic.synth import synthesize
+        from mu2.data.synthetic.synth_config import config_dict, make_config
 
         d = self.cfg.data
         synth = make_config(d.preset, d.size, overrides=[*d.overrides, f"split={list(d.split)}"])

@@ -32,7 +32,7 @@ from mu2.errors import Mu2Error
 
 def grounded_labels(findings: Sequence[dict[str, Any]]) -> set[str]:
     """The label-map labels holding ``findings`` (fluid and focal lesions only)."""
-    from mu2.data.lesions import voxel_label
+    from mu2.data.synthetic.lesions import voxel_label
 
     labels = (voxel_label(f["finding"]) for f in findings)
     return {label for label in labels if label is not None}
@@ -82,7 +82,7 @@ class GroundingMasks:
         return self._masks[key]
 
     def _compute(self, case: str, labels: set[str]) -> torch.Tensor | None:
-        from mu2.data.anatomy import LABELS
+        from mu2.data.synthetic.anatomy import LABELS
         from mu2.io import load_ct
         from mu2.io.volume import load_label_mask
         from mu2.preprocess import prep_config

@@ -12,19 +12,19 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from mu2.data.anatomy import Anatomy, DrawnFinding
-from mu2.data.lesions import FOCAL, draw_focal, fatty_liver
-from mu2.data.measure import measure
-from mu2.data.phantom import build_phantom
-from mu2.data.plan import grade, plan_case
-from mu2.data.real_anatomy import (
+from mu2.data.synthetic.anatomy import Anatomy, DrawnFinding
+from mu2.data.synthetic.lesions import FOCAL, draw_focal, fatty_liver
+from mu2.data.synthetic.measure import measure
+from mu2.data.synthetic.phantom import build_phantom
+from mu2.data.synthetic.plan import grade, plan_case
+from mu2.data.synthetic.real_anatomy import (
     allowed_kinds,
     default_paths,
     load_base,
     real_anatomy,
     total_noise_sd,
 )
-from mu2.data.synth_config import ALL_KINDS, SynthConfig
+from mu2.data.synthetic.synth_config import ALL_KINDS, SynthConfig
 from mu2.findings.catalogue import Finding
 
 HU_RANGE = (-1024, 3071)  # what a 12-bit CT stores; written as int16

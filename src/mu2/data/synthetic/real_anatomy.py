@@ -2,8 +2,8 @@
 
 The default is the TotalSegmentator sample shipped with the tests (Apache-2.0): a
 122 x 101 x 30 abdominal CT at 3 mm with a ``total``-task label map. Its labels are
-mapped by NAME (from the JSON beside the map) onto :data:`~mu2.data.anatomy.LABELS`,
-lesions are drawn inside its organ masks by :mod:`mu2.data.lesions`, and a little extra
+mapped by NAME (from the JSON beside the map) onto :data:`~mu2.data.synthetic.anatomy.LABELS`,
+lesions are drawn inside its organ masks by :mod:`mu2.data.synthetic.lesions`, and a little extra
 noise makes every case a different image. The base is assumed normal: organs it shows
 without a drawn finding are reported normal.
 """
@@ -20,10 +20,10 @@ import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
-from mu2.data.anatomy import LABELS, Anatomy, regions_shown
-from mu2.data.measure import robust_sd
-from mu2.data.shapes import Grid
-from mu2.data.synth_config import SynthConfig
+from mu2.data.synthetic.anatomy import LABELS, Anatomy, regions_shown
+from mu2.data.synthetic.measure import robust_sd
+from mu2.data.synthetic.shapes import Grid
+from mu2.data.synthetic.synth_config import SynthConfig
 from mu2.errors import Mu2Error
 
 # Finding kinds that can be drawn on a real CT (inside organ masks, or a whole organ's HU).
@@ -46,7 +46,7 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "renal_stone": ("kidney_right", "kidney_left"),
     "lung_nodule": ("lung_right", "lung_left"),
 }
-SAMPLE_DIR = Path(__file__).resolve().parents[3] / "tests" / "data" / "real-ct"
+SAMPLE_DIR = Path(__file__).resolve().parents[4] / "tests" / "data" / "real-ct"
 SAMPLE_CT = "example_ct_sm.nii.gz"
 SAMPLE_SEG = "example_seg.nii.gz"
 FAT_HU = (-200.0, -30.0)  # unlabelled voxels in this range count as fat

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from mu2.data.shapes import BoxMask, Grid
+from mu2.data.synthetic.shapes import BoxMask, Grid
 from mu2.findings.catalogue import Finding
 
 # Organ label vocabulary shared by both anatomy sources (uint8 label map).

@@ -24,7 +24,12 @@ from typing import Protocol
 
 from tqdm import tqdm
 
-from mu2.data.augment_guard import findings_change, normal_form, qa_drop_reason, rewrite_drop_reason
+from mu2.data.expansion.augment_guard import (
+    findings_change,
+    normal_form,
+    qa_drop_reason,
+    rewrite_drop_reason,
+)
 from mu2.data.schema import read_jsonl, relative_image, resolve_image, write_jsonl
 from mu2.errors import Mu2Error
 from mu2.findings.catalogue import REGIONS, Finding

@@ -4,7 +4,7 @@ What the paper did with GPT-4o mini (and the reference code with a local vLLM se
 one prompt per report for N paraphrases, one for N question-answer pairs, each answer in
 a strict JSON format so it can be checked. Requests run in a bounded thread pool; a
 request that still fails after its retries costs that report its augmentations only
-(the original row is always kept), and the guard rails in ``mu2.data.augment`` check
+(the original row is always kept), and the guard rails in ``mu2.data.expansion.augment`` check
 every text that comes back.
 """
 
@@ -16,8 +16,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
 from tqdm import tqdm
 
-from mu2.data.augment import AugmentJob, JobOutput
-from mu2.data.llm_client import ChatClient, ChatError, MalformedAnswer
+from mu2.data.expansion.augment import AugmentJob, JobOutput
+from mu2.data.expansion.llm_client import ChatClient, ChatError, MalformedAnswer
 from mu2.errors import Mu2Error
 
 REWRITE_SYSTEM = (

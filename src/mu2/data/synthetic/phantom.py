@@ -8,7 +8,7 @@ slice count and spacing, contrast phase.
 
 Findings that change the anatomy itself are drawn here (enlarged liver or spleen,
 aneurysm, hydronephrosis, pleural effusion, ascites); steatosis and focal lesions are
-added afterwards by :mod:`mu2.data.lesions`, the same way for the real anatomy.
+added afterwards by :mod:`mu2.data.synthetic.lesions`, the same way for the real anatomy.
 
 Layout (mm, array axes (x, y, z) = (R, A, S)): body centred at x = y = 0; anatomical z
 is 0 at the kidneys' centre, the diaphragm domes at ~150, the aortic bifurcation at
@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from mu2.data.anatomy import LABELS, Anatomy, DrawnFinding, regions_shown
-from mu2.data.canvas import Canvas
-from mu2.data.organ_findings import fluid_finding, merge_sides, organ_findings
-from mu2.data.plan import Planned
-from mu2.data.shapes import BoxMask, Grid, ellipsoid, mask_to_box, tube_z
-from mu2.data.synth_config import SynthConfig, TissueHU
+from mu2.data.synthetic.anatomy import LABELS, Anatomy, DrawnFinding, regions_shown
+from mu2.data.synthetic.canvas import Canvas
+from mu2.data.synthetic.organ_findings import fluid_finding, merge_sides, organ_findings
+from mu2.data.synthetic.plan import Planned
+from mu2.data.synthetic.shapes import BoxMask, Grid, ellipsoid, mask_to_box, tube_z
+from mu2.data.synthetic.synth_config import SynthConfig, TissueHU
 
 # Reference anatomy (mm), before the per-case random variation.
 BODY_HALF_WIDTH_MM = (140.0, 175.0)

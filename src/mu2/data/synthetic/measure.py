@@ -3,7 +3,7 @@
 CNR = |mean(abnormal voxels) - mean(background voxels)| / noise SD, measured on the
 final (blurred, noisy, integer) volume that is written to disk. The background is the
 tissue the finding is judged against: the organ around a lesion (a ring of
-:data:`~mu2.data.lesions.RING_MM`), the spleen for a steatotic liver, the fat around an
+:data:`~mu2.data.synthetic.lesions.RING_MM`), the spleen for a steatotic liver, the fat around an
 enlarged organ or an aneurysm, the lung above a pleural effusion. Small lesions lose
 contrast to partial-volume blur, so their CNR is lower than their drawn attenuation
 difference suggests: that is the point of measuring it.
@@ -16,8 +16,8 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from mu2.data.anatomy import LABELS, Anatomy, DrawnFinding, label_ids
-from mu2.data.shapes import BoxMask
+from mu2.data.synthetic.anatomy import LABELS, Anatomy, DrawnFinding, label_ids
+from mu2.data.synthetic.shapes import BoxMask
 from mu2.findings.catalogue import Finding
 
 MIN_RING_VOXELS = 2  # a background ring is at least this many voxels thick

@@ -18,8 +18,8 @@ from itertools import chain, zip_longest
 
 from tqdm import tqdm
 
-from mu2.data.augment import AugmentJob, JobOutput
-from mu2.data.augment_guard import findings_change, lobes
+from mu2.data.expansion.augment import AugmentJob, JobOutput
+from mu2.data.expansion.augment_guard import findings_change, lobes
 from mu2.findings import writer
 from mu2.findings.catalogue import FINDING_KINDS, ORGANS, Finding
 from mu2.findings.extract import extract_findings

@@ -30,10 +30,10 @@ import nibabel as nib
 import numpy as np
 from tqdm import tqdm
 
-from mu2.data.anatomy import LABEL_NAMES
-from mu2.data.case import Case, make_case
 from mu2.data.schema import Record, write_jsonl
-from mu2.data.synth_config import SynthConfig, config_dict
+from mu2.data.synthetic.anatomy import LABEL_NAMES
+from mu2.data.synthetic.case import Case, make_case
+from mu2.data.synthetic.synth_config import SynthConfig, config_dict
 from mu2.errors import Mu2Error
 from mu2.findings.writer import organ_questions, write_question, write_report
 

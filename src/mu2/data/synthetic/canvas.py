@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from mu2.data.anatomy import LABELS, label_ids
-from mu2.data.shapes import BoxMask, Grid
+from mu2.data.synthetic.anatomy import LABELS, label_ids
+from mu2.data.synthetic.shapes import BoxMask, Grid
 
 
 class Canvas:

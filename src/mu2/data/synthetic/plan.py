@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mu2.data.synth_config import SynthConfig
+from mu2.data.synthetic.synth_config import SynthConfig
 from mu2.findings.catalogue import FINDING_KINDS, SEVERITIES
 
 # The config field holding each kind's main parameter range.

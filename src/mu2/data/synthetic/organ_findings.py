@@ -2,17 +2,17 @@
 
 Enlarged liver or spleen and aortic aneurysm are read off the final label map (so the
 measured mask is what the image shows); pleural effusion, hydronephrosis and ascites are
-fluid painted by :mod:`mu2.data.phantom` and graded by the drawn depth or diameter.
+fluid painted by :mod:`mu2.data.synthetic.phantom` and graded by the drawn depth or diameter.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from mu2.data.anatomy import LABELS, DrawnFinding
-from mu2.data.plan import GRADE_FIELD, Planned, grade
-from mu2.data.shapes import BoxMask, Grid, mask_to_box
-from mu2.data.synth_config import SynthConfig
+from mu2.data.synthetic.anatomy import LABELS, DrawnFinding
+from mu2.data.synthetic.plan import GRADE_FIELD, Planned, grade
+from mu2.data.synthetic.shapes import BoxMask, Grid, mask_to_box
+from mu2.data.synthetic.synth_config import SynthConfig
 from mu2.findings.catalogue import SEVERITIES, Finding
 
 

@@ -1,6 +1,6 @@
 """Focal lesions drawn inside organ masks: cysts, metastases, stones, nodules.
 
-Works on any :class:`~mu2.data.anatomy.Anatomy` (procedural or a real CT's label map):
+Works on any :class:`~mu2.data.synthetic.anatomy.Anatomy` (procedural or a real CT's label map):
 a lesion's centre is drawn among the organ voxels deep enough for the ball to fit
 (Euclidean distance transform in mm), multiple lesions do not overlap, and a lesion that
 cannot fit at its planned size is shrunk (down to half) or left out, so the ground truth
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from mu2.data.anatomy import LABELS, Anatomy, DrawnFinding, label_ids
-from mu2.data.plan import Planned
-from mu2.data.shapes import ball, mask_to_box
+from mu2.data.synthetic.anatomy import LABELS, Anatomy, DrawnFinding, label_ids
+from mu2.data.synthetic.plan import Planned
+from mu2.data.synthetic.shapes import ball, mask_to_box
 from mu2.findings.catalogue import FINDING_KINDS, Finding
 
 log = logging.getLogger(__name__)
