@@ -2,8 +2,8 @@
 
 Usage::
 
-    .venv/bin/python scripts/bench_vit_attention.py --size tiny --frames 48
-    .venv/bin/python scripts/bench_vit_attention.py --size paper --frames 2
+    .venv/bin/python benchmarks/bench_vit_attention.py --size tiny --frames 48
+    .venv/bin/python benchmarks/bench_vit_attention.py --size paper --frames 2
 
 Both towers hold the same weights; prints the median time of each and their ratio, and
 the largest difference of the outputs.

@@ -14,7 +14,7 @@ reference each run 2 sequences on it. CPU seconds are this process's (all thread
 the whole recipe call (setup included); "cases per CPU s" = cases trained / those CPU
 seconds, a load-independent lower bound of the rate one dedicated core would reach.
 
-    .venv/bin/python scripts/bench_train_throughput.py [--steps 30] [--threads 1]
+    .venv/bin/python benchmarks/bench_train_throughput.py [--steps 30] [--threads 1]
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Builds a synthetic 512 x 512 x 300 CT (air, a body of fat and muscle with organs
 spine and a scanner table, scanner-like noise), checks that both pipelines give the
 same frames (max abs difference <= 1e-5) and times both in this one process.
 
-    .venv/bin/python scripts/bench_preprocess.py [--repeats 5] [--scaling window]
+    .venv/bin/python benchmarks/bench_preprocess.py [--repeats 5] [--scaling window]
 """
 
 from __future__ import annotations

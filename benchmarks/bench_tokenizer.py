@@ -12,7 +12,7 @@ load changes on a shared machine hit them alike. Peak memory is the growth of th
 peak RSS during one call (the peak is reset through /proc/self/clear_refs before it; the
 script re-runs itself with a fixed glibc mmap threshold so that RSS follows live memory).
 
-    .venv/bin/python scripts/bench_tokenizer.py [--repeats 3] [--threads 2] [--sweep 1,2,4,8,16]
+    .venv/bin/python benchmarks/bench_tokenizer.py [--repeats 3] [--threads 2] [--sweep 1,2,4,8,16]
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@ time is that of a full-length report.
 
 Usage on a GPU machine (from the repository root)::
 
-    python scripts/gpu_report_latency.py                       # real CT sample, bf16
-    python scripts/gpu_report_latency.py --depth 256 --runs 5  # T = 8 frames (paper maximum)
+    python benchmarks/gpu_report_latency.py                       # real CT sample, bf16
+    python benchmarks/gpu_report_latency.py --depth 256 --runs 5  # T = 8 frames (paper maximum)
 
 ``--dry-run-tiny`` runs the same flow with the tiny model on the CPU (for tests).
 """

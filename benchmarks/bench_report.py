@@ -2,8 +2,8 @@
 
 Usage (from the repository root)::
 
-    .venv/bin/python scripts/bench_report.py                       # demo model, real CT
-    .venv/bin/python scripts/bench_report.py --model DIR --runs 5 --max-new-tokens 128
+    .venv/bin/python benchmarks/bench_report.py                       # demo model, real CT
+    .venv/bin/python benchmarks/bench_report.py --model DIR --runs 5 --max-new-tokens 128
 
 Without ``--model`` it uses the demo model under $MU2_HOME; when there is none it builds
 an untrained tiny model (same classes and code path) and forces every answer to

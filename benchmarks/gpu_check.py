@@ -8,9 +8,9 @@ warm-up + cosine, clipping, gradient checkpointing) on random volumes of T=8 fra
 a report that fills ``--max-length`` tokens. Then one report is generated with a fixed
 number of new tokens.
 
-    bash scripts/gpu_check.sh                  # 60 s of steps, batch 1 (the paper's per GPU)
-    bash scripts/gpu_check.sh --batch-size 2 --seconds 120
-    bash scripts/gpu_check.sh --dry-run        # tiny sizes on the CPU, 2 steps (tests)
+    bash benchmarks/gpu_check.sh                  # 60 s of steps, batch 1 (the paper's per GPU)
+    bash benchmarks/gpu_check.sh --batch-size 2 --seconds 120
+    bash benchmarks/gpu_check.sh --dry-run        # tiny sizes on the CPU, 2 steps (tests)
 """
 
 from __future__ import annotations
