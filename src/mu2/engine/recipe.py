@@ -77,6 +77,10 @@ class Recipe:
         """Validation scalars (every process calls it); sample reports go to the logger."""
         return {}
 
+    def summary_extra(self) -> dict[str, Any]:
+        """Stage-specific entries of ``training_summary.json``."""
+        return {}
+
     def save_model(self, unwrapped: torch.nn.Module, out: Path, state_dict: dict | None) -> None:
         """Write the final model (main process only) in a from_pretrained-able layout."""
         unwrapped.save_pretrained(out, state_dict=state_dict)
@@ -255,6 +259,7 @@ class Recipe:
                         self.state.samples_seen / max(self.state.train_time_s, 1e-9), 3
                     ),
                     "val": val,
+                    **self.summary_extra(),
                 }
                 (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
                 if self.metrics.path.is_file():

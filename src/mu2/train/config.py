@@ -241,10 +241,12 @@ class LMDataOptions:
     train: str = "runs/synth/train.jsonl"
     limit: int | None = None
     """Use only the first N rows (None: all)."""
+    num_workers: int = 0
+    """DataLoader worker processes (the rows are text: 0 is enough)."""
 
 
 @dataclass
-class LMConfig:
+class LMConfig(RunOptions):
     """Text pretraining of a random-init tiny LLM before SFT (embedded default only).
 
     The paper's LLM arrives pretrained (Llama-3.2-1B) and can read what its context says;
@@ -257,12 +259,11 @@ class LMConfig:
     """
 
     output_dir: str = "runs/lm-tiny"
-    max_steps: int = 300
+    max_steps: int | None = 300
     batch_size: int = 32
-    seed: int = 0
-    device: Literal["auto", "cpu"] = "auto"
-    num_threads: int | None = None
     log_every: int = 50
+    num_sample_reports: int = 0
+    """No sample reports: the stage has no validation split and no image."""
     context: str = "findings"
     """findings: structured findings as words in the image block; none: plain text."""
     fill: str = "repeat"
@@ -292,9 +293,7 @@ class LMConfig:
             problems.append(f"context={self.context!r} (choose one of {list(CONTEXTS)})")
         if self.fill not in FILLS:
             problems.append(f"fill={self.fill!r} (choose one of {list(FILLS)})")
-        for name in ("max_steps", "batch_size", "log_every"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        problems += self._check_run()
         if self.model.llm_path is not None:
             problems.append("model.llm_path is set: a pretrained LLM needs no text pretraining")
         if problems:

@@ -7,23 +7,23 @@ over the whole block, or once at a random offset: ``LMConfig.fill``). The loss i
 tokens only), and only the LLM trains. The saved folder is a whole mu2 model (the vision
 tower from ``model.vision_path`` included) that SFT starts from with ``model.init_from``.
 
-Plain loop, no Accelerate: the stage exists only for the random-init tiny LLM on one
-device (a pretrained LLM skips it).
+A recipe on the engine (:class:`mu2.engine.recipe.Recipe`): the same loop, checkpoints
+with resume and metrics as SFT and DPO; the batches are text rows, not scans. The stage
+exists only for the random-init tiny LLM on one device (a pretrained LLM skips it).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import random
-import time
 from pathlib import Path
+from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from mu2.data.schema import Record, read_jsonl
-from mu2.engine.schedule import warmup_cosine
+from mu2.engine.dataset import Draw
+from mu2.engine.recipe import Recipe
 from mu2.errors import Mu2Error
 from mu2.train.config import LMConfig
 from mu2.train.findings_code import FindingsCoder, code_block
@@ -79,97 +79,122 @@ def fill_image_block(
     return ids
 
 
-def _device(choice: str) -> torch.device:
-    return torch.device("cuda" if choice == "auto" and torch.cuda.is_available() else "cpu")
+class TextRows(torch.utils.data.Dataset):
+    """The training rows by index; the engine's sampler draws ``Draw(index, epoch)``."""
+
+    def __init__(self, rows: list[Record]):
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, item: int | Draw) -> Record:
+        return self.rows[item.index if isinstance(item, Draw) else int(item)]
 
 
-def run_lm_pretrain(cfg: LMConfig) -> Path:
-    """Train the LLM part; return the saved model folder (``output_dir/final``)."""
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    rows = read_jsonl(cfg.data.train)[: cfg.data.limit]
-    rows = [r for r in rows if r.answer.strip()]
-    if not rows:
-        raise Mu2Error("no rows with an answer to train on", path=cfg.data.train)
-    texts = [text for r in rows for text in (r.question, r.answer)]
-    model = build_model(cfg.model, texts, seed=cfg.seed)
-    processor = model.processor
-    tok = processor.tokenizer
-    device = _device(cfg.device)
-    lm = model.language_model.to(device).train()
-    params = [p for p in lm.parameters() if p.requires_grad]
-    o = cfg.optim
-    optimizer = torch.optim.AdamW(
-        params, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas), eps=o.eps
-    )
-    scheduler = warmup_cosine(optimizer, cfg.max_steps, o.warmup_ratio, o.min_lr_ratio)
-    rng = random.Random(cfg.seed)
-    noise_gen = torch.Generator().manual_seed(cfg.seed)
-    contexts = {
-        r.id: tok(context_words(r), add_special_tokens=False)["input_ids"] for r in rows
-    }  # row id -> context token ids
-    coder = FindingsCoder(rows)  # fill=code
-    directions = coder.directions(lm.config.hidden_size).to(device)  # (K, E)
-    separator = tok(CONTEXT_SEPARATOR, add_special_tokens=False)["input_ids"]
-    losses: list[float] = []
-    start = time.perf_counter()
-    bar = tqdm(range(cfg.max_steps), desc="LM pretraining", unit="step")
-    for step in bar:
-        batch = rng.sample(rows, min(cfg.batch_size, len(rows)))
-        enc = processor(
+class LMCollator:
+    """Text rows -> the SFT prompt tensors, with the findings written into the image block.
+
+    fill=repeat/once: the block's ids are the findings' words (``context_block``); fill=code:
+    the ids stay placeholders and ``code_sign`` (B, K) says which kinds each row has, for the
+    recipe to build the code block in embedding space. The random offset of fill=once is
+    drawn from the batch's row ids, so a resumed run writes the same blocks.
+    """
+
+    def __init__(self, processor: Any, cfg: LMConfig, rows: list[Record], coder: FindingsCoder):
+        self.processor = processor
+        self.cfg = cfg
+        tok = processor.tokenizer
+        self.contexts = {
+            r.id: tok(context_words(r), add_special_tokens=False)["input_ids"] for r in rows
+        }  # row id -> context token ids
+        self.separator = tok(CONTEXT_SEPARATOR, add_special_tokens=False)["input_ids"]
+        self.coder = coder
+
+    def __call__(self, batch: list[Record]) -> dict[str, torch.Tensor]:
+        p, cfg = self.processor, self.cfg
+        enc = p(
             [r.question for r in batch], [r.answer for r in batch], cfg.model.max_length
         )  # input_ids, attention_mask, labels: (B, L)
-        ids = enc["input_ids"]
-        embeds = None
+        out = {k: enc[k] for k in ("input_ids", "attention_mask", "labels")}
         if cfg.context == "findings" and cfg.fill == "code":
-            table = lm.get_input_embeddings()
-            embeds = table(ids.to(device))  # (B, L, E)
-            block = code_block(
-                directions, coder.signs(batch), processor.num_image_tokens, cfg.code_noise,
-                cfg.code_mix_low, noise_gen,
-            )  # (B, Q, E)  # fmt: skip
-            is_image = (ids == processor.image_token_id).to(device)  # (B, L)
-            embeds = embeds.masked_scatter(is_image[..., None].expand_as(embeds), block)
+            out["code_sign"] = self.coder.signs(batch)  # (B, K)
         elif cfg.context == "findings":
+            rng = random.Random(f"{cfg.seed}:" + ",".join(r.id for r in batch))
             blocks = [
                 context_block(
-                    contexts[r.id],
-                    processor.num_image_tokens,
-                    cfg.fill,
-                    separator,
-                    processor.image_token_id,
-                    rng,
+                    self.contexts[r.id], p.num_image_tokens, cfg.fill, self.separator,
+                    p.image_token_id, rng,
                 )  # fmt: skip
                 for r in batch
             ]
-            ids = fill_image_block(ids, processor.image_token_id, blocks)
+            out["input_ids"] = fill_image_block(enc["input_ids"], p.image_token_id, blocks)
+        return out
+
+
+class LMRecipe(Recipe):
+    """Only the LLM trains; the loss is the SFT loss on the answer tokens."""
+
+    stage = "lm"
+
+    def __init__(self, cfg: LMConfig):
+        super().__init__(cfg)
+        self.cfg: LMConfig = cfg
+        self.losses: list[float] = []
+
+    def build(self) -> tuple[torch.nn.Module, TextRows, LMCollator]:
+        cfg = self.cfg
+        rows = [r for r in read_jsonl(cfg.data.train)[: cfg.data.limit] if r.answer.strip()]
+        if not rows:
+            raise Mu2Error("no rows with an answer to train on", path=cfg.data.train)
+        model = build_model(cfg.model, [t for r in rows for t in (r.question, r.answer)], cfg.seed)
+        for name, param in model.named_parameters():  # the LLM alone learns
+            if not name.startswith("language_model."):
+                param.requires_grad_(False)
+        self.rows = rows
+        self.processor = model.processor
+        coder = FindingsCoder(rows)
+        self.directions = coder.directions(model.language_model.config.hidden_size)  # (K, E)
+        return model, TextRows(rows), LMCollator(self.processor, cfg, rows, coder)
+
+    def cases_in(self, batch: dict[str, Any]) -> int:
+        return int(batch["input_ids"].shape[0])
+
+    def compute_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cfg, p = self.cfg, self.processor
+        lm = self.accelerator.unwrap_model(self.model).language_model
+        ids = batch["input_ids"]  # (B, L)
+        embeds = None
+        if "code_sign" in batch:
+            embeds = lm.get_input_embeddings()(ids)  # (B, L, E)
+            # noise of this optimizer step only: a resumed run draws the same
+            noise = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.state.step)
+            block = code_block(
+                self.directions.to(embeds.device), batch["code_sign"].cpu(),
+                p.num_image_tokens, cfg.code_noise, cfg.code_mix_low, noise,
+            ).to(embeds)  # (B, Q, E)  # fmt: skip
+            is_image = ids == p.image_token_id  # (B, L)
+            embeds = embeds.masked_scatter(is_image[..., None].expand_as(embeds), block)
         loss = lm(
-            input_ids=None if embeds is not None else ids.to(device),
+            input_ids=None if embeds is not None else ids,
             inputs_embeds=embeds,
-            attention_mask=enc["attention_mask"].to(device),
-            labels=enc["labels"].to(device),
+            attention_mask=batch["attention_mask"],
+            labels=batch["labels"],
         ).loss
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, o.clip_norm)
-        optimizer.step()
-        scheduler.step()
-        optimizer.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.max_steps:
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-            log.info("step %d/%d loss %.4f", step + 1, cfg.max_steps, losses[-1])
-    final = Path(cfg.output_dir) / "final"
-    model.save_pretrained(final)
-    summary = {
-        "stage": "lm",
-        "context": cfg.context,
-        "fill": cfg.fill,
-        "steps": cfg.max_steps,
-        "first_loss": losses[0],
-        "final_loss": losses[-1],
-        "seconds": round(time.perf_counter() - start, 2),
-        "rows": len(rows),
-    }
-    (final / "training_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    log.info("LM pretraining: loss %.3f -> %.3f; model: %s", losses[0], losses[-1], final)
-    return final
+        self.losses.append(float(loss.detach()))
+        return loss, {}
+
+    def summary_extra(self) -> dict[str, Any]:
+        return {
+            "context": self.cfg.context,
+            "fill": self.cfg.fill,
+            "rows": len(self.rows),
+            "first_loss": self.losses[0] if self.losses else None,
+            "final_loss": self.losses[-1] if self.losses else None,
+        }
+
+
+def run_lm_pretrain(cfg: LMConfig) -> Path | None:
+    """Train the LLM part; return the saved model folder (``output_dir/final``; None when
+    stopped early by ``stop_after``)."""
+    return LMRecipe(cfg).run_all()
