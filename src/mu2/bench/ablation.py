@@ -2,7 +2,7 @@
 
 For each data set (procedural anatomy; real anatomy = lesions drawn in the repository's
 CT sample) and each seed: stage 0 once (:func:`mu2.pretrain.recipe.run_clip`), then every
-preset by the LM stage (:func:`mu2.train.context_lm.run_lm_pretrain`) and SFT
+preset by the LM stage (:func:`mu2.train.aids.context_lm.run_lm_pretrain`) and SFT
 (:func:`mu2.train.sft.run_sft`) with the same budget, tiny LLM shape, data and frozen
 stage-0 tower; mu2 + DPO from the mu2 SFT model (:func:`mu2.train.prefs.build_pairs`,
 :func:`mu2.train.dpo.run_dpo`); greedy reports for the test split and the held-out
@@ -173,8 +173,8 @@ def train_lm(cfg: AblationConfig, data: Path, run_dir: Path, seed: int, preset: 
              vision: Path) -> Path | None:  # fmt: skip
     """LM stage of one preset (``mu2 train lm``): the random-init tiny LLM learns to read
     the findings written in an image block of the preset's size; None when lm_steps is 0."""
+    from mu2.train.aids.context_lm import run_lm_pretrain
     from mu2.train.config import LMConfig
-    from mu2.train.context_lm import run_lm_pretrain
 
     if cfg.lm_steps == 0:
         return None

@@ -70,7 +70,7 @@ class ClipSection:
 @dataclass
 class LMSection:
     """Text pretraining of the random-init tiny LLM with the findings written in its image
-    block (``mu2.train.context_lm``); SFT starts from it."""
+    block (``mu2.train.aids.context_lm``); SFT starts from it."""
 
     enabled: bool = True
     """False: SFT builds a fresh model and trains the LLM too (the baseline without the LM stage)."""
@@ -81,7 +81,7 @@ class LMSection:
     lr: float = 3e-3
     fill: str = "code"
     """How the findings fill the image block: code (the signed findings code that SFT then
-    regresses the visual tokens onto, ``mu2.train.findings_code``), repeat (the words
+    regresses the visual tokens onto, ``mu2.train.aids.findings_code``), repeat (the words
     tiled) or once."""
     overrides: list[str] = field(default_factory=list)
     """``LMConfig`` key=value overrides."""

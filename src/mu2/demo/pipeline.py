@@ -162,8 +162,8 @@ class DemoPipeline:
         )
 
     def lm(self, vision: str | None, scratch: bool = False) -> StageRecord:
+        from mu2.train.aids.context_lm import run_lm_pretrain
         from mu2.train.config import LMConfig
-        from mu2.train.context_lm import run_lm_pretrain
 
         m = self.cfg.lm
         out = self.paths.lm_scratch if scratch else self.paths.lm

@@ -79,7 +79,7 @@ def tokenizer_config(size: str, preset: str, width: int, **overrides: Any) -> To
         )  # fmt: skip
     else:
         # The tiny layout keeps the paper's plain softmax: with the findings-code warm start
-        # (mu2.train.code_init) a near-uniform initial mix is what the fitted projector
+        # (mu2.train.aids.code_init) a near-uniform initial mix is what the fitted projector
         # expects. (Without that start, a standardised score at temperature 0.5 helped the
         # next-token loss alone; docs/experiments/2026-11-28-research-log.md.)
         sizes = dict(

@@ -101,20 +101,20 @@ class SFTConfig(RunOptions):
     few per cent of the tokens and "token" lets the template drown them)."""
     code_weight: float = 0.0
     """Weight of the findings-code loss: the mean squared distance of every visual token to
-    the row's findings code (``mu2.train.findings_code``, which an LM stage with
+    the row's findings code (``mu2.train.aids.findings_code``, which an LM stage with
     ``fill=code`` taught the LLM to read), relative to the code's mean square. It
     aligns the projector and tokenizer to the LLM directly rather than only through the
     next-token loss. Needs rows with structured findings; 0 turns it off."""
     code_init_rows: int = 0
     """With ``code_weight`` > 0 (ignored otherwise): before training, fit the projector's
     output layer by ridge regression so that the mean visual token of each case is its
-    findings code (``mu2.train.code_init``), over this many training rows; 0: off."""
+    findings code (``mu2.train.aids.code_init``), over this many training rows; 0: off."""
     cache_vision: bool = False
     """Run the frozen vision tower once per volume and reuse its output (``TowerCache``).
     Needs ``model.freeze_vision`` and ``data.augment=false`` (the output must not change
     between draws)."""
     ground_weight: float = 0.0
-    """Weight of the grounding loss (``mu2.train.grounding``): a report row with fluid or a
+    """Weight of the grounding loss (``mu2.train.aids.grounding``): a report row with fluid or a
     focal lesion should put at least ``ground_target`` of its question-to-CT relevance on
     those voxels. Needs label maps (``mu2 data synth --save-labels``) and a μ² / LinVT
     tokenizer (the ones with relevance); not in the paper; 0 turns it off."""
@@ -268,8 +268,8 @@ class LMConfig(RunOptions):
     """findings: structured findings as words in the image block; none: plain text."""
     fill: str = "repeat"
     """repeat: the findings tiled over the whole image block; once: written once at a
-    random offset among the placeholders (see ``mu2.train.context_lm.context_block``);
-    code: every block position holds a *findings code* (``mu2.train.findings_code``): +/-
+    random offset among the placeholders (see ``mu2.train.aids.context_lm.context_block``);
+    code: every block position holds a *findings code* (``mu2.train.aids.findings_code``): +/-
     a fixed direction per finding kind of the scan, present or absent, mixed with random
     positive weights, plus noise; a target the μ² tokenizer's convex mixes can reach and
     that SFT regresses onto (``SFTConfig.code_weight``)."""

@@ -1,6 +1,6 @@
 """Grounding loss: a report row's question-to-CT relevance should fall on its finding's voxels.
 
-Why: the findings code (:mod:`mu2.train.findings_code`) can be read from any mix of visual
+Why: the findings code (:mod:`mu2.train.aids.findings_code`) can be read from any mix of visual
 tokens, so nothing in SFT makes the question-conditioned aggregation look where a finding is,
 and the heat map of the paper's Fig. 4 (the relevance of every ViT patch, exact through the
 linear μ² tokenizer) pointed at fluid no more often than chance. Where voxel labels exist
@@ -147,3 +147,34 @@ def grounding_loss(relevance: torch.Tensor, mask: torch.Tensor, target: float) -
     share = (r * m).sum(dim=1) / r.sum(dim=1).clamp(min=1e-12)  # (G,)
     gap = math.log(target) - share.clamp(min=1e-6).log()
     return gap.clamp(min=0.0).mean()
+
+
+class GroundingLoss:
+    """SFT's grounding loss (``ground_weight``): a report row's relevance on its finding's
+    patches, for tokenizers with relevance (μ² / LinVT presets)."""
+
+    name = "ground"
+    needs_attribution = True
+
+    def __init__(self, cfg: Any, model: Any, train: Any, collate: Any):
+        if model.visual_tokenizer.config.kind != "mu2":
+            raise Mu2Error(
+                f"ground_weight needs a tokenizer with relevance (μ² / LinVT presets), not "
+                f"'{model.visual_tokenizer.config.kind}'",
+                fix="set ground_weight=0",
+            )
+        masks = GroundingMasks(
+            train.rows,
+            cfg.data.train,
+            cfg.data.prep,
+            model.vision_tower.config.patch_size,
+            cfg.ground_min_share,
+        )
+        self.weight = cfg.ground_weight
+        self.target = cfg.ground_target
+        self.collate = GroundingCollator(collate, masks)
+
+    def loss(self, batch: dict[str, Any], encoding: Any) -> torch.Tensor:
+        # (B, T, gz, gy, gx) relevance of every ViT patch and the row's grounded patches
+        mask = batch["ground_mask"].to(encoding.attribution.device)
+        return grounding_loss(encoding.attribution, mask, self.target)

@@ -3,7 +3,7 @@
 Every μ² output token is a convex mix of projector tokens, and the projector ends in a
 linear layer, so a visual token is ``W2 @ (mix of the hidden features) + b2``. Fitting
 ``W2, b2`` by ridge regression from each case's *mean* hidden feature to its findings code
-(``mu2.train.findings_code``) makes a uniform mix emit the code from step 0. Without it,
+(``mu2.train.aids.findings_code``) makes a uniform mix emit the code from step 0. Without it,
 the signed code (mean zero over cases) leaves the code loss on a plateau at 1.0 for
 150-450 steps before the tokens become case-dependent, a wait that varied with the seed
 (docs/experiments/2026-11-28-research-log.md). Written by hand: a closed-form least-squares warm start of one
@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from mu2.engine.tower_cache import TowerCache
-from mu2.train.findings_code import CodeCollator, findings_code
+from mu2.train.aids.findings_code import CodeCollator, findings_code
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import torch
 
 from mu2.engine.dataset import read_rows
 from mu2.errors import Mu2Error
-from mu2.train.grounding import (
+from mu2.train.aids.grounding import (
     GroundingCollator,
     GroundingMasks,
     grounded_labels,

@@ -25,8 +25,8 @@ from mu2.data.schema import Record, read_jsonl
 from mu2.engine.dataset import Draw
 from mu2.engine.recipe import Recipe
 from mu2.errors import Mu2Error
+from mu2.train.aids.findings_code import FindingsCoder, code_block
 from mu2.train.config import LMConfig
-from mu2.train.findings_code import FindingsCoder, code_block
 from mu2.train.sft import build_model
 
 log = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mu2.train.findings_code import (
+from mu2.train.aids.findings_code import (
     CodeCollator,
     FindingsCoder,
     case_kinds,

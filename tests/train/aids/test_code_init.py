@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 
 from mu2.engine.tower_cache import TowerCache
-from mu2.train.code_init import fit_projector_to_code
-from mu2.train.findings_code import findings_code
+from mu2.train.aids.code_init import fit_projector_to_code
+from mu2.train.aids.findings_code import findings_code
 
 
 def _uniform_mix_residual(model, dataset, collate, directions) -> float:
@@ -30,7 +30,7 @@ def test_fit_brings_the_mean_token_to_the_code(tmp_path, sft_config):
     recipe = SFTRecipe(cfg)
     model, train, collate = recipe.build()
     model.eval()
-    u = recipe.code_directions  # (K, E)
+    u = recipe.aids[0].directions  # (K, E): the findings-code aid
     before = _uniform_mix_residual(model, train, collate, u)
     cache = TowerCache()
     residual = fit_projector_to_code(model, train, collate, u, rows=len(train), cache=cache)
@@ -45,6 +45,6 @@ def test_sft_runs_the_fit_when_asked(tmp_path, sft_config, caplog):
 
     cfg = sft_config(tmp_path / "sft", "code_weight=1", "code_init_rows=4", "max_steps=1",
                      "model.freeze_vision=true", "data.augment=false", "cache_vision=true")  # fmt: skip
-    with caplog.at_level("INFO", logger="mu2.train.code_init"):
+    with caplog.at_level("INFO", logger="mu2.train.aids.code_init"):
         run_sft(cfg)
     assert "fitted to the findings code on 4 rows" in caplog.text

@@ -9,7 +9,7 @@ with u_k a fixed unit direction per kind (drawn from a generator seeded by the k
 so the LM stage and SFT agree without storing it) and positive weights w_k. The code
 describes the scan, not the question: every row of a case (a report per region, VQA rows)
 gets the same one, and the LLM learns which signs a question asks about. The LM stage
-(``mu2.train.context_lm``, ``fill=code``) writes at every image position such a code with
+(``mu2.train.aids.context_lm``, ``fill=code``) writes at every image position such a code with
 random weights plus noise, and the LLM learns to write the report from it: the *sign* of
 each kind's component, not its size, says present or absent. SFT
 (``SFTConfig.code_weight``) pulls every visual token towards the equal-weight code.
@@ -136,3 +136,38 @@ class CodeCollator:
         batch = self.collate(items)
         batch["code_sign"] = self.coder.signs(items)
         return batch
+
+
+class FindingsCodeLoss:
+    """SFT's findings-code loss (``code_weight``): every visual token towards its scan's
+    equal-weight code, with the projector's optional warm start (``code_init_rows``)."""
+
+    name = "code"
+    needs_attribution = False
+
+    def __init__(
+        self, cfg: Any, model: Any, rows: list[Any], train: Any, collate: Any, cache: Any = None
+    ):
+        from mu2.errors import Mu2Error
+
+        coder = FindingsCoder(rows)
+        if not coder.kinds:
+            raise Mu2Error(
+                "code_weight > 0 needs rows with structured findings; none has any",
+                path=cfg.data.train,
+                fix="set code_weight=0",
+            )
+        self.weight = cfg.code_weight
+        self.collate = CodeCollator(collate, coder)
+        self.directions = coder.directions(model.config.text_config.hidden_size)  # (K, E)
+        if cfg.code_init_rows:
+            from mu2.train.aids.code_init import fit_projector_to_code
+
+            fit_projector_to_code(
+                model, train, self.collate, self.directions, cfg.code_init_rows, cache=cache
+            )
+
+    def loss(self, batch: dict[str, Any], encoding: Any) -> torch.Tensor:
+        directions = self.directions.to(encoding.tokens.device)  # (K, E)
+        code = findings_code(directions, batch["code_sign"])  # (B, E)
+        return code_loss(encoding.tokens, code, encoding.mask)  # (B, Q, E), (B, E), (B, Q)

@@ -12,16 +12,16 @@ import torch
 from mu2.config import load_config
 from mu2.data.schema import Record, read_jsonl
 from mu2.model import Mu2ForConditionalGeneration
-from mu2.train.config import LMConfig
-from mu2.train.context_lm import (
+from mu2.train.aids.context_lm import (
     context_block,
     context_words,
     fill_image_block,
     run_lm_pretrain,
 )
+from mu2.train.config import LMConfig
 from mu2.train.sft import build_model
 
-from .conftest import SMALL_MODEL
+from ..conftest import SMALL_MODEL
 
 
 def test_context_words_name_the_findings_or_normal():
