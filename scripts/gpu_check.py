@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     model = build(size, tokenizer=word_tokenizer(vocab))
     processor = model.processor
     if not args.no_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.enable_checkpointing()
     optim = OptimOptions(lr=4e-6, warmup_ratio=0.1)  # the paper's SFT settings
     optimizer = build_optimizer(model, optim)
     scheduler = warmup_cosine(optimizer, total_steps=1000, warmup_ratio=optim.warmup_ratio)

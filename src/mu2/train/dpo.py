@@ -131,7 +131,7 @@ class DPORecipe(Recipe):
                     fix="use configs/accelerate/deepspeed_zero2.yaml or model.lora.enabled=true",
                 )
         if cfg.model.gradient_checkpointing:
-            policy.gradient_checkpointing_enable()
+            policy.enable_checkpointing()
         train = make_dataset(
             cfg.data.train,
             cfg.data,

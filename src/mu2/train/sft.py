@@ -136,7 +136,7 @@ def build_model(opts: ModelOptions, train_texts: list[str], seed: int = 0) -> to
             target_modules=opts.lora.target_modules,
         )
     if opts.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.enable_checkpointing()
     return model
 
 
