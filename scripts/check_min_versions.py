@@ -17,10 +17,10 @@ import argparse
 import subprocess
 import sys
 import time
-import tomllib
 import venv
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
