@@ -70,6 +70,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score a prediction file: BLEU-1/4, ROUGE, METEOR, BERTScore, GREEN, with 95% CIs."""
         from mu2.config import load_config
+        from mu2.extras import require
+
+        require("eval", "mu2 evaluate")
         from mu2.metrics import EvalConfig, evaluate, read_predictions
 
         logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")
