@@ -29,6 +29,7 @@ from mu2.train.findings_code import (
     findings_code,
 )
 from mu2.train.grounding import GroundingCollator, GroundingMasks, grounding_loss
+from mu2.train.precision import cast_frozen_llm
 from mu2.train.recipe import Recipe
 from mu2.train.sampling import generate_reports, model_inputs
 from mu2.train.tower_cache import TowerCache
@@ -135,6 +136,7 @@ def build_model(opts: ModelOptions, train_texts: list[str], seed: int = 0) -> to
             dropout=opts.lora.dropout,
             target_modules=opts.lora.target_modules,
         )
+    cast_frozen_llm(model, opts.dtype)
     if opts.gradient_checkpointing:
         model.enable_checkpointing()
     return model
