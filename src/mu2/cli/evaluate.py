@@ -31,7 +31,10 @@ def register(app: typer.Typer) -> None:
             help="Prediction JSONL: id, prediction, reference [, region, dataset, findings].",
         ),
         metrics: str = typer.Option(
-            None, "--metrics", help="Comma list of bleu,rouge,meteor,bertscore,green (default all)."
+            None,
+            "--metrics",
+            help="Comma list of bleu,rouge,meteor,bertscore,green, or a preset: offline (all, "
+            "offline models; default) | paper (roberta-large BERTScore, GREEN model judge).",
         ),
         green_backend: str = typer.Option(
             None, "--green-backend", help="rules (offline judge, default) | hf:PATH | openai:URL."
