@@ -71,7 +71,9 @@ def test_config_by_name_equals_the_path_and_overrides_agree(capsys):
     assert _printed(["--config", "sft/paper"], capsys) == by_path
 
     positional = _printed(["--config", "paper", "max_steps=7", "optim.lr=3e-5"], capsys)
-    alias = _printed(["--config", "paper", "--set", "max_steps=7", "--set", "optim.lr=3e-5"], capsys)
+    alias = _printed(
+        ["--config", "paper", "--set", "max_steps=7", "--set", "optim.lr=3e-5"], capsys
+    )
     assert positional == alias
     assert positional["max_steps"] == 7 and positional["optim"]["lr"] == 3e-5
     mixed = _printed(["--config", "paper", "max_steps=7", "--set", "max_steps=9"], capsys)
