@@ -7,10 +7,11 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: venv dev demo test test-slow lint format clean
+.PHONY: venv dev demo test test-slow test-min-versions lint format clean
 
-# `make demo` installs only what mu2 needs; `make test` adds the dev tools (pytest, ruff,
-# TRL for the DPO cross-check, Playwright), which cost a fresh clone's demo time otherwise.
+# `make demo` installs what the demo runs (mu2 with its train and eval extras); `make test`
+# adds the web extra and the dev tools (pytest, ruff, TRL for the DPO cross-check, Playwright),
+# which cost a fresh clone's demo time otherwise.
 # Keep pip's byte-compiling: --no-compile saves ~25 s of a fresh venv but every process then
 # compiles the mu2 stack again where PYTHONDONTWRITEBYTECODE is set (+22 s per import).
 PIP := $(BIN)/python -m pip install -q
@@ -19,7 +20,7 @@ $(BIN)/mu2: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(PIP) "$(TORCH)"
-	$(PIP) -e .
+	$(PIP) -e '.[train,eval]'
 	touch $(BIN)/mu2
 
 $(VENV)/.dev: $(BIN)/mu2
@@ -40,6 +41,10 @@ test: dev
 # Slow tests are kept out of `make test`; CI runs them too (see .ci/run).
 test-slow: dev
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+# The declared minimum versions in a fresh venv, then the quick tests (slow: ~pip install).
+test-min-versions: dev
+	$(BIN)/python scripts/check_min_versions.py
 
 lint: dev
 	$(BIN)/ruff check src tests scripts benchmarks

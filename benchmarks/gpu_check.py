@@ -11,6 +11,7 @@ number of new tokens.
     bash benchmarks/gpu_check.sh                  # 60 s of steps, batch 1 (the paper's per GPU)
     bash benchmarks/gpu_check.sh --batch-size 2 --seconds 120
     bash benchmarks/gpu_check.sh --dry-run        # tiny sizes on the CPU, 2 steps (tests)
+    bash benchmarks/gpu_check.sh --lora           # configs/sft/paper_lora.yaml's memory settings
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--new-tokens", type=int, default=256, help="report length for the latency")
     ap.add_argument("--no-checkpointing", action="store_true", help="gradient checkpointing off")
     ap.add_argument("--dry-run", action="store_true", help="tiny model on the CPU, 2 steps (tests)")
+    ap.add_argument(
+        "--lora", action="store_true", help="LoRA r=16 on the LLM, its base in bf16 (paper_lora)"
+    )
     args = ap.parse_args(argv)
 
     from accelerate import Accelerator
@@ -79,8 +83,15 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     model = build(size, tokenizer=word_tokenizer(vocab))
     processor = model.processor
+    if args.lora:  # the one-GPU recipe of configs/sft/paper_lora.yaml
+        from mu2.train.config import LoraOptions
+        from mu2.train.precision import cast_frozen_llm
+
+        lora = LoraOptions(enabled=True)
+        model.add_lora(lora.r, lora.alpha, lora.target_modules, lora.dropout)
+        cast_frozen_llm(model, "bfloat16")
     if not args.no_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.enable_checkpointing()
     optim = OptimOptions(lr=4e-6, warmup_ratio=0.1)  # the paper's SFT settings
     optimizer = build_optimizer(model, optim)
     scheduler = warmup_cosine(optimizer, total_steps=1000, warmup_ratio=optim.warmup_ratio)
@@ -159,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         ("precision", accelerator.mixed_precision),
         ("gradient checkpointing", str(not args.no_checkpointing)),
+        ("LoRA (r 16) on a bf16 LLM base", str(args.lora)),
         ("batch per GPU x frames", f"{args.batch_size} x {args.frames} frames of {k}x{h}x{w}"),
         ("text length (tokens)", str(seq_len)),
         ("build + prepare (s)", f"{build_s:.1f}"),

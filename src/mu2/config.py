@@ -145,12 +145,13 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
 def load_config(
     cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None
 ) -> C:
-    """Load ``cls`` from a YAML file (optional) plus ``key=value`` overrides."""
+    """Load ``cls`` from a YAML file or shipped config name (optional) plus ``key=value``
+    overrides."""
     data: dict[str, Any] = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise Mu2Error("config file not found", path=str(p), fix="pass an existing YAML file")
+        from mu2.config_files import resolve_config
+
+        p = resolve_config(path, cls)  # a YAML path, or a shipped config's name
         try:
             data = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as err:

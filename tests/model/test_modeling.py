@@ -155,7 +155,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(prepared_frames):
     for checkpointing in (False, True):
         model = build("tiny", "mu2", train_texts=REPORTS, seed=3)
         if checkpointing:
-            model.gradient_checkpointing_enable()
+            model.enable_checkpointing()
             assert model.visual_tokenizer.refiner.gradient_checkpointing
         model.train()
         model(**_batch(model, prepared_frames)).loss.backward()

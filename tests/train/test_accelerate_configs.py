@@ -18,6 +18,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "accelerate"
         ("multi_gpu", DistributedType.MULTI_GPU, 4),
         ("deepspeed_zero2", DistributedType.DEEPSPEED, 4),
         ("deepspeed_zero3", DistributedType.DEEPSPEED, 4),
+        ("deepspeed_zero3_offload", DistributedType.DEEPSPEED, 1),
     ],
 )
 def test_config_loads(name, kind, processes):
@@ -27,7 +28,10 @@ def test_config_loads(name, kind, processes):
     assert cfg.mixed_precision == ("no" if name == "cpu" else "bf16")
 
 
-@pytest.mark.parametrize(("name", "stage"), [("deepspeed_zero2", 2), ("deepspeed_zero3", 3)])
+@pytest.mark.parametrize(
+    ("name", "stage"),
+    [("deepspeed_zero2", 2), ("deepspeed_zero3", 3), ("deepspeed_zero3_offload", 3)],
+)
 def test_deepspeed_section_is_valid(name, stage):
     cfg = load_config_from_file(str(CONFIGS / f"{name}.yaml"))
     # `accelerate launch` copies each key onto its own arguments: all must be known there
@@ -37,3 +41,10 @@ def test_deepspeed_section_is_valid(name, stage):
     assert plugin.deepspeed_config["zero_optimization"]["stage"] == stage
     # accumulation and clipping are left to the mu2 config (filled in at prepare time)
     assert plugin.deepspeed_config["gradient_accumulation_steps"] == "auto"
+
+
+def test_zero3_offload_puts_parameters_and_optimizer_on_the_cpu():
+    cfg = load_config_from_file(str(CONFIGS / "deepspeed_zero3_offload.yaml"))
+    zero = DeepSpeedPlugin(**cfg.deepspeed_config).deepspeed_config["zero_optimization"]
+    assert zero["offload_param"]["device"] == "cpu"
+    assert zero["offload_optimizer"]["device"] == "cpu"

@@ -80,10 +80,8 @@ def test_matches_trl_dpo_trainer(tmp_path):
     attention = (ids != 0).long()
     completion = torch.tensor([[0, 0, 1, 1, 1], [0, 0, 1, 1, 0], [0, 0, 1, 1, 0], [0, 0, 1, 1, 1]])
     policy.eval()  # no dropout in either computation
-    trl_loss = trainer._compute_loss(
-        policy,
-        {"input_ids": ids, "attention_mask": attention, "completion_mask": completion},
-        return_outputs=False,
+    trl_loss = trainer.compute_loss(  # Trainer's public hook (TRL's DPO loss behind it)
+        policy, {"input_ids": ids, "attention_mask": attention, "completion_mask": completion}
     )
     labels = ids.masked_fill(completion == 0, -100)
     with torch.no_grad():

@@ -14,6 +14,8 @@ import typer
 import yaml
 
 from mu2.cli.logs import configure_logging
+from mu2.cli.overrides import merge
+from mu2.cli.overrides import positional as overrides_arg
 from mu2.errors import Mu2Error
 
 _EXTRA = {"help_option_names": ["-h", "--help"]}
@@ -82,13 +84,18 @@ def register(app: typer.Typer) -> None:
             None, "--config", "-c", help="YAML of AblationConfig fields."
         ),
         overrides: list[str] = typer.Option(
-            [], "--set", help="key=value of AblationConfig, e.g. sft_steps=200 (repeatable)."
+            [], "--set", help="Alias of a positional KEY=VALUE of AblationConfig (repeatable)."
         ),
+        positional: list[str] = overrides_arg("AblationConfig overrides, e.g. sft_steps=200."),
         quiet: bool = typer.Option(
             False, "--quiet", "-q", help="Warnings only; no data, prediction and scoring bars."
         ),
     ) -> None:
         """Train every preset with one budget, score the reports, write the tables."""
+        from mu2.extras import require
+
+        require("train", "mu2 bench ablation")
+        require("eval", "mu2 bench ablation")
         flags = {
             "seeds": seeds,
             "presets": presets.split(",") if presets else None,
@@ -97,7 +104,7 @@ def register(app: typer.Typer) -> None:
             "out": str(out) if out is not None else None,
             "metrics": metrics.split(",") if metrics else None,
         }
-        cfg = resolve_config(config, flags, overrides, quick)
+        cfg = resolve_config(config, flags, merge(positional, overrides), quick)
         configure_logging(not quiet)
         from mu2.bench.ablation import run_ablation
 

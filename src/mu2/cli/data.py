@@ -8,6 +8,8 @@ from pathlib import Path
 import typer
 import yaml
 
+from mu2.cli.overrides import merge
+from mu2.cli.overrides import positional as overrides_arg
 from mu2.errors import Mu2Error
 
 FORMAT_HELP = "amos-mm | ct-rate | abdomenatlas | m3d-cap | unified"
@@ -25,7 +27,8 @@ def _synth_command(data_app: typer.Typer) -> None:
         ),
         anatomy: str = typer.Option("procedural", "--anatomy", help="procedural | real."),
         config: Path | None = typer.Option(None, "--config", help="YAML of SynthConfig fields."),
-        overrides: list[str] = typer.Option([], "--set", help="key=value override (repeatable)."),
+        overrides: list[str] = typer.Option([], "--set", help="Alias of a positional KEY=VALUE."),
+        positional: list[str] = overrides_arg("SynthConfig overrides key=value."),
         split: str | None = typer.Option(
             None, "--split", help="train,val,test shares, e.g. 0.8,0.1,0.1"
         ),
@@ -57,7 +60,7 @@ def _synth_command(data_app: typer.Typer) -> None:
                 raise Mu2Error("not valid YAML", path=str(config)) from None
             if not isinstance(base, dict):
                 raise Mu2Error("config must be a YAML mapping", path=str(config))
-        extra = list(overrides)
+        extra = merge(positional, overrides)
         if split:
             extra.append(f"split=[{split}]")
         if holdout_combos:

@@ -17,6 +17,8 @@ from pathlib import Path
 import typer
 
 from mu2.cli.logs import configure_logging
+from mu2.cli.overrides import merge
+from mu2.cli.overrides import positional as overrides_arg
 
 
 def register(app: typer.Typer) -> None:
@@ -38,14 +40,19 @@ def register(app: typer.Typer) -> None:
             False, "--ablate-stage0", help="Also train SFT without stage 0 and compare per finding."
         ),
         overrides: list[str] = typer.Option(
-            [], "--set", help="Demo config override, e.g. --set sft.steps=200 (repeatable)."
+            [], "--set", help="Alias of a positional KEY=VALUE, e.g. --set sft.steps=200."
         ),
+        positional: list[str] = overrides_arg("Demo config overrides, e.g. sft.steps=200."),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Library logs (INFO)."),
     ) -> None:
         """Synthetic data -> stage 0 -> SFT -> DPO -> evaluation -> saved model -> example reports."""
+        from mu2.extras import require
+
+        require("train", "mu2 demo")
+        require("eval", "mu2 demo")
         from mu2.demo.config import make_demo_config
 
-        extra = list(overrides) + (["ablate_stage0=true"] if ablate_stage0 else [])
+        extra = merge(positional, overrides) + (["ablate_stage0=true"] if ablate_stage0 else [])
         cfg = make_demo_config("fast" if fast else "full", extra)
         configure_logging(verbose)
         from mu2.demo.pipeline import run_demo

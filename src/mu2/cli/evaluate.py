@@ -31,7 +31,10 @@ def register(app: typer.Typer) -> None:
             help="Prediction JSONL: id, prediction, reference [, region, dataset, findings].",
         ),
         metrics: str = typer.Option(
-            None, "--metrics", help="Comma list of bleu,rouge,meteor,bertscore,green (default all)."
+            None,
+            "--metrics",
+            help="Comma list of bleu,rouge,meteor,bertscore,green, or a preset: offline (all, "
+            "offline models; default) | paper (roberta-large BERTScore, GREEN model judge).",
         ),
         green_backend: str = typer.Option(
             None, "--green-backend", help="rules (offline judge, default) | hf:PATH | openai:URL."
@@ -70,6 +73,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Score a prediction file: BLEU-1/4, ROUGE, METEOR, BERTScore, GREEN, with 95% CIs."""
         from mu2.config import load_config
+        from mu2.extras import require
+
+        require("eval", "mu2 evaluate")
         from mu2.metrics import EvalConfig, evaluate, read_predictions
 
         logging.basicConfig(level=logging.WARNING if quiet else logging.INFO, format="%(message)s")

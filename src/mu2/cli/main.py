@@ -22,6 +22,7 @@ from mu2.errors import Mu2Error
 # Modules under mu2.cli that add commands; each defines ``register(app: typer.Typer)``.
 COMMAND_MODULES = (
     "inspect",
+    "config",
     "data",
     "model",
     "train",
@@ -41,6 +42,8 @@ def build_app() -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        # inherited by every sub-command: -h works everywhere
+        context_settings={"help_option_names": ["-h", "--help"]},
     )
 
     @app.callback()

@@ -1,4 +1,5 @@
-"""``mu2 model info``: parameter counts per part of a saved or freshly specified model.
+"""``mu2 model info``: parameter counts per part of a saved or freshly specified model;
+``mu2 model merge-lora``: a LoRA model (or a base plus a peft adapter) merged into one.
 
 Models are instantiated on the meta device (shapes only), so even the paper size answers
 in seconds without allocating its weights.
@@ -71,3 +72,26 @@ def register(app: typer.Typer) -> None:
                 model = build(size, preset)
         described = _describe(model)
         print(json.dumps(described, indent=2) if as_json else _text(described))
+
+    @group.command("merge-lora")
+    def merge_lora(
+        model_dir: Path = typer.Argument(
+            ..., help="A LoRA model folder, or the base with --adapter."
+        ),
+        out: Path = typer.Argument(..., help="Folder to write the merged model to."),
+        adapter: Path | None = typer.Option(
+            None,
+            "--adapter",
+            help="A peft adapter folder (adapter_config.json) to merge into MODEL_DIR.",
+        ),
+    ) -> None:
+        """Merge LoRA adapters into the LLM weights (peft's merge_and_unload) and save."""
+        from mu2.model import Mu2ForConditionalGeneration
+        from mu2.model.adapters import merge_lora as merge
+
+        if out.exists() and any(out.iterdir()):
+            raise Mu2Error("output folder exists and is not empty", path=str(out))
+        model = Mu2ForConditionalGeneration.from_pretrained(model_dir, adapter=adapter)
+        merged = merge(model)
+        merged.save_pretrained(out)
+        print(f"merged LoRA (r={model.config.lora['r']}) into {out}")

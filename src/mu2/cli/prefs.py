@@ -15,6 +15,8 @@ from pathlib import Path
 
 import typer
 
+from mu2.cli.overrides import merge, set_option
+from mu2.cli.overrides import positional as overrides_arg
 from mu2.cli.train import configure_logging
 from mu2.config import load_config
 from mu2.errors import Mu2Error
@@ -51,18 +53,22 @@ def register(app: typer.Typer) -> None:
         ),
         limit: int = typer.Option(None, "--limit", help="Only the first N cases."),
         config: Path = typer.Option(None, "--config", "-c", help="Optional YAML (configs/prefs/)."),
-        overrides: list[str] = typer.Argument(None, help="Config overrides key=value."),
+        overrides: list[str] = overrides_arg(),
+        set_: list[str] = set_option(),
         verbose: bool = typer.Option(False, "--verbose", "-v"),
     ) -> None:
         """Sample n reports per case, score them with GREEN, keep (best, worst) as (chosen, rejected)."""
+        from mu2.extras import require
         from mu2.train.config import PrefsConfig
+
+        require("train", "mu2 prefs build")
 
         flags = {
             "model": model, "data": data, "out": out, "n": n, "temperature": temperature,
             "top_p": top_p, "seed": seed, "green_backend": green_backend,
             "min_length": min_length, "limit": limit,
         }  # fmt: skip
-        cfg = load_config(PrefsConfig, config, overrides or [])
+        cfg = load_config(PrefsConfig, config, merge(overrides, set_))
         try:  # flags win over the YAML; replace() re-runs the config's validation
             cfg = dataclasses.replace(cfg, **{k: v for k, v in flags.items() if v is not None})
         except ValueError as err:

@@ -105,7 +105,9 @@ def register(app: typer.Typer) -> None:
             None, "--region", help=REGION_HELP + " Default: the regions the scan covers."
         ),
         model: Path | None = typer.Option(
-            None, "--model", help="Model folder (default: the demo model under $MU2_HOME)."
+            None,
+            "--model",
+            help="Model folder or Hub repo id (default: the demo model under $MU2_HOME).",
         ),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
         dtype: str | None = typer.Option(None, "--dtype", help="float32, bfloat16 or float16."),

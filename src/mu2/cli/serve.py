@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from mu2.cli.overrides import merge
+from mu2.cli.overrides import positional as overrides_arg
 from mu2.errors import Mu2Error
 
 MIB = 1024 * 1024
@@ -38,12 +40,16 @@ def register(app: typer.Typer) -> None:
             None, "--config", "-c", help="YAML with ServeSettings fields (mu2.web.settings)."
         ),
         overrides: list[str] = typer.Option(
-            [], "--set", help="ServeSettings key=value override (repeatable)."
+            [], "--set", help="Alias of a positional KEY=VALUE (repeatable)."
         ),
+        positional: list[str] = overrides_arg("ServeSettings overrides key=value."),
         log_level: str = typer.Option("info", "--log-level", help="uvicorn log level."),
     ) -> None:
         """Serve the CT report viewer and its JSON API (open http://HOST:PORT/)."""
         from mu2.config import load_config
+        from mu2.extras import require
+
+        require("web", "mu2 serve")
         from mu2.web.settings import ServeSettings
 
         problems = []
@@ -59,7 +65,7 @@ def register(app: typer.Typer) -> None:
             "max_new_tokens": max_new_tokens,
         }
         extra = [f"{k}={v}" for k, v in flags.items() if v is not None]
-        settings = load_config(ServeSettings, config, [*overrides, *extra])
+        settings = load_config(ServeSettings, config, [*merge(positional, overrides), *extra])
         from mu2.generate.home import resolve_model_dir
 
         model_dir = resolve_model_dir(model)  # a missing model fails before the slow imports

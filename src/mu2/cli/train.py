@@ -23,6 +23,8 @@ from typing import Any
 import typer
 
 from mu2.cli.logs import NOISY_LOGGERS
+from mu2.cli.overrides import merge, set_option
+from mu2.cli.overrides import positional as overrides_arg
 from mu2.config import load_config, to_dict
 
 OVERRIDES_HELP = "Config overrides, e.g. optim.lr=1e-4 max_steps=200 (dotted keys)."
@@ -49,7 +51,10 @@ def _is_main() -> bool:
 
 def _config_option() -> Path | None:
     return typer.Option(
-        None, "--config", "-c", help="YAML config (configs/); default: built-in tiny."
+        None,
+        "--config",
+        "-c",
+        help="YAML path or shipped name (paper, tiny; `mu2 config list`); default: built-in tiny.",
     )
 
 
@@ -58,6 +63,9 @@ def load_stage_config(
 ) -> Any | None:
     """The stage's config from YAML + overrides; with ``--print-config`` print it and return
     None, else set up logging and return it (what every ``mu2 train`` command does first)."""
+    from mu2.extras import require
+
+    require("train", "mu2 train")
     cfg = load_config(cls, config, overrides or [])
     if print_config:
         print(json.dumps(to_dict(cfg), indent=2))
@@ -70,7 +78,8 @@ def _add_sft(sub: typer.Typer) -> None:
     @sub.command("sft", context_settings=_EXTRA)
     def sft(
         config: Path | None = _config_option(),
-        overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+        overrides: list[str] = overrides_arg(OVERRIDES_HELP),
+        set_: list[str] = set_option(),
         print_config: bool = typer.Option(
             False, "--print-config", help="Print the resolved config and exit."
         ),
@@ -79,7 +88,7 @@ def _add_sft(sub: typer.Typer) -> None:
         """Stage 1: supervised fine-tuning (next-token loss on the report)."""
         from mu2.train.config import SFTConfig
 
-        cfg = load_stage_config(SFTConfig, config, overrides, print_config, verbose)
+        cfg = load_stage_config(SFTConfig, config, merge(overrides, set_), print_config, verbose)
         if cfg is None:
             return
         from mu2.train.sft import run_sft
@@ -95,7 +104,8 @@ def _add_dpo(sub: typer.Typer) -> None:
     @sub.command("dpo", context_settings=_EXTRA)
     def dpo(
         config: Path | None = _config_option(),
-        overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+        overrides: list[str] = overrides_arg(OVERRIDES_HELP),
+        set_: list[str] = set_option(),
         print_config: bool = typer.Option(
             False, "--print-config", help="Print the resolved config and exit."
         ),
@@ -104,7 +114,7 @@ def _add_dpo(sub: typer.Typer) -> None:
         """Stage 2: DPO on GREEN-ranked preference pairs (from `mu2 prefs build`)."""
         from mu2.train.config import DPOConfig
 
-        cfg = load_stage_config(DPOConfig, config, overrides, print_config, verbose)
+        cfg = load_stage_config(DPOConfig, config, merge(overrides, set_), print_config, verbose)
         if cfg is None:
             return
         from mu2.train.dpo import run_dpo
@@ -120,7 +130,8 @@ def _add_lm(sub: typer.Typer) -> None:
     @sub.command("lm", context_settings=_EXTRA)
     def lm(
         config: Path | None = _config_option(),
-        overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+        overrides: list[str] = overrides_arg(OVERRIDES_HELP),
+        set_: list[str] = set_option(),
         print_config: bool = typer.Option(
             False, "--print-config", help="Print the resolved config and exit."
         ),
@@ -129,7 +140,7 @@ def _add_lm(sub: typer.Typer) -> None:
         """Text pretraining of the random-init tiny LLM (findings written in its context)."""
         from mu2.train.config import LMConfig
 
-        cfg = load_stage_config(LMConfig, config, overrides, print_config, verbose)
+        cfg = load_stage_config(LMConfig, config, merge(overrides, set_), print_config, verbose)
         if cfg is None:
             return
         from mu2.train.aids.context_lm import run_lm_pretrain

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import typer
 
+from mu2.cli.overrides import merge, set_option
+from mu2.cli.overrides import positional as overrides_arg
+
 OVERRIDES_HELP = "Config overrides, e.g. max_steps=200 model.findings_weight=0 (dotted keys)."
 
 
@@ -24,7 +27,8 @@ def add_clip_command(train_app: typer.Typer) -> None:
         config: Path | None = typer.Option(
             None, "--config", "-c", help="YAML config (configs/clip/); default: built-in tiny."
         ),
-        overrides: list[str] = typer.Argument(None, help=OVERRIDES_HELP),
+        overrides: list[str] = overrides_arg(OVERRIDES_HELP),
+        set_: list[str] = set_option(),
         print_config: bool = typer.Option(
             False, "--print-config", help="Print the resolved config and exit."
         ),
@@ -34,7 +38,7 @@ def add_clip_command(train_app: typer.Typer) -> None:
         from mu2.cli.train import load_stage_config
         from mu2.pretrain.config import ClipConfig
 
-        cfg = load_stage_config(ClipConfig, config, overrides, print_config, verbose)
+        cfg = load_stage_config(ClipConfig, config, merge(overrides, set_), print_config, verbose)
         if cfg is None:
             return
         from mu2.pretrain.clip import VISION_FILE

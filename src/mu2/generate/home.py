@@ -36,11 +36,17 @@ def demo_model_dir(env: dict[str, str] | None = None) -> Path:
 
 
 def resolve_model_dir(model: str | Path | None, env: dict[str, str] | None = None) -> Path:
-    """The model directory to load: ``model`` when given, else the demo model.
+    """The model directory to load: ``model`` (a folder or a Hub repo id) when given, else
+    the demo model.
 
     Raises a one-line :class:`Mu2Error` when the folder holds no saved model, so the CLI
     can tell the user to run `mu2 demo` or pass ``--model``.
     """
+    if model is not None:
+        from mu2.model.auto import is_repo_id, resolve_pretrained
+
+        if is_repo_id(model):  # owner/name: a Hub snapshot (honours HF_HUB_OFFLINE, the cache)
+            model = resolve_pretrained(model)
     path = demo_model_dir(env) if model is None else Path(model).expanduser()
     if not (path / MODEL_CONFIG_FILE).is_file():
         raise Mu2Error(f"no model at {path}: run `mu2 demo` or pass --model DIR")

@@ -20,6 +20,7 @@ import numpy as np
 
 from mu2.errors import Mu2Error
 from mu2.metrics.bootstrap import Aggregator, bootstrap_intervals, mean_aggregator, resample_indices
+from mu2.metrics.provenance import PAPER_BERTSCORE_LAYER, PRESETS, check_paper_preset
 from mu2.metrics.result import EvalResult, settings_dict
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ class EvalConfig:
     """Settings of one evaluation (YAML-loadable; the CLI flags map onto these fields)."""
 
     metrics: list[str] = field(default_factory=lambda: list(ALL_METRICS))
+    """Metric names, or a preset name: ``offline`` (default) or ``paper`` (all metrics with
+    the paper's BERTScore and GREEN settings; see mu2.metrics.provenance)."""
+    preset: Literal["offline", "paper"] = "offline"
     green_backend: str = "rules"  # rules | hf:PATH | openai:URL
     by: str | None = None  # group rows by "region" or "dataset" as well
     bootstrap: int = 1000  # resamples for the 95% intervals (0: none)
@@ -63,6 +67,14 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if isinstance(self.metrics, str):
             self.metrics = [m.strip() for m in self.metrics.split(",") if m.strip()]
+        if len(self.metrics) == 1 and self.metrics[0] in PRESETS:
+            self.preset, self.metrics = self.metrics[0], list(ALL_METRICS)
+        if self.preset not in PRESETS:
+            raise Mu2Error(f"unknown metric preset '{self.preset}'", fix="use offline or paper")
+        if self.preset == "paper":
+            if self.bertscore_layer is None:
+                self.bertscore_layer = PAPER_BERTSCORE_LAYER
+            check_paper_preset(self.bertscore_model, self.green_backend, self.metrics)
         unknown = [m for m in self.metrics if m not in ALL_METRICS]
         if unknown or not self.metrics:
             raise Mu2Error(
@@ -277,6 +289,9 @@ def evaluate(
         with _timed(timings, "per_finding"):
             result.per_finding = per_finding(preds, truths, [r.get("region") for r in rows])
     result.timings_s = timings
+    from mu2.metrics.provenance import collect
+
+    result.provenance = collect(cfg, judge.label if judge is not None else None)
     if out_dir is not None:
         result.write(out_dir)
     return result

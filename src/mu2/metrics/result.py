@@ -54,6 +54,7 @@ class EvalResult:
     per_finding: PerFindingResult | None = None
     settings: dict[str, Any] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
+    provenance: dict[str, Any] = field(default_factory=dict)  # mu2.metrics.provenance
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -64,6 +65,7 @@ class EvalResult:
             "ci": {k: list(v) for k, v in self.ci.items()},
             "settings": self.settings,
             "timings_s": self.timings_s,
+            "provenance": self.provenance,
         }
         if self.groups:
             out["groups"] = {
@@ -117,6 +119,8 @@ class EvalResult:
             for k in TABLE_COLUMNS.values()
         ]
         lines.append(f"| {self.name} | " + " | ".join(ci_cells) + " |")
+        if self.provenance.get("preset"):
+            lines += ["", f"Metric preset: {self.provenance['preset']}"]
         lines += ["", "Columns:"]
         for col, key in TABLE_COLUMNS.items():
             if key in self.labels:

@@ -1,9 +1,12 @@
 """The μ² LLM: ViT3D (M3D-CLIP layout) -> projector -> μ² Tokenizer -> Hugging Face causal LM.
 
 ``build(size, preset)`` is the entry point; ``Mu2ForConditionalGeneration.from_pretrained``
-loads a saved model with its ``Mu2Processor``.
+loads a saved model with its ``Mu2Processor``. Importing this package registers mu2 with
+the transformers Auto classes (``AutoModelForImageTextToText``, ``AutoModel``,
+``AutoProcessor``; see :mod:`mu2.model.auto`).
 """
 
+from mu2.model.auto import register_auto_classes
 from mu2.model.builders import SIZES, build, tokenizer_config, vision_config
 from mu2.model.configuration import Mu2Config
 from mu2.model.modeling import ImageEncoding, Mu2ForConditionalGeneration
@@ -12,6 +15,7 @@ from mu2.model.vision import VisionTower, load_vision_weights, save_vision_weigh
 from mu2.tokenizer import PRESETS
 
 PRESET_NAMES: tuple[str, ...] = tuple(PRESETS)
+register_auto_classes()
 
 __all__ = [
     "IGNORE_INDEX",

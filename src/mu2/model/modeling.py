@@ -5,21 +5,24 @@ N tokens per frame after the projector, E LLM width, Q visual tokens, L text len
 
 The visual tokens replace the run of image placeholders in the prompt (LLaVA style: count
 check, then ``masked_scatter``); question embeddings for the TTA come from the LLM's own
-embedding table. ``generate`` returns only the new tokens.
+embedding table. ``generate`` returns only the new tokens; its defaults come from the
+model's ``generation_config`` (``generation_config.json`` next to the weights).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from mu2.errors import Mu2Error
+from mu2.model import adapters, auto
 from mu2.model.configuration import Mu2Config
 from mu2.model.processing import Mu2Processor
 from mu2.model.projector import SpatialPoolingProjector
@@ -28,8 +31,6 @@ from mu2.tokenizer import build_visual_tokenizer
 
 log = logging.getLogger(__name__)
 
-# Report length cap when the caller gives neither max_new_tokens nor max_length.
-DEFAULT_MAX_NEW_TOKENS = 256
 LORA_DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
@@ -40,7 +41,7 @@ class ImageEncoding:
     attribution: torch.Tensor | None = None  # (B, T, gz, gy, gx) relevance of every ViT patch
 
 
-class Mu2ForConditionalGeneration(PreTrainedModel):
+class Mu2ForConditionalGeneration(PreTrainedModel, GenerationMixin):
     config_class = Mu2Config
     base_model_prefix = "mu2"
     main_input_name = "input_ids"
@@ -72,6 +73,8 @@ class Mu2ForConditionalGeneration(PreTrainedModel):
         if config.lora:
             _inject_lora(self.language_model, config.lora)
         self.post_init()
+        if self.generation_config is None or self.generation_config.max_new_tokens is None:
+            self.generation_config = auto.default_generation_config(config)
 
     # -- Hugging Face plumbing ---------------------------------------------------------------
     def _init_weights(self, module: nn.Module) -> None:
@@ -87,41 +90,48 @@ class Mu2ForConditionalGeneration(PreTrainedModel):
     def get_output_embeddings(self) -> nn.Module | None:
         return self.language_model.get_output_embeddings()
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None, **kwargs) -> None:
+    def enable_checkpointing(self) -> None:
         """Checkpoint the ViT blocks, the tokenizer layers and the LLM layers.
 
-        transformers 5 renamed this ``activation_checkpointing_enable`` and warns on the old
-        name; training code calls the old one, so it is kept as a silent pass-through.
-        """
-        self._activation_checkpointing_enable(
-            gradient_checkpointing_kwargs,
-            kwargs.get("every_n_layers", 1),
-            kwargs.get("offload", False),
-        )
+        transformers >= 5.23 calls this ``activation_checkpointing_enable`` and warns on the
+        old ``gradient_checkpointing_enable``; both are public, whichever exists is used."""
+        enable = getattr(self, "activation_checkpointing_enable", None)
+        (enable or self.gradient_checkpointing_enable)()
 
     @property
     def num_image_tokens(self) -> int:
         return self.visual_tokenizer.num_output_tokens
 
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
-        """Weights (safetensors) + config, and the processor/tokenizer in the same folder."""
+        """Weights (safetensors), config with ``auto_map``, generation_config.json, the
+        processor/tokenizer, and with LoRA the adapter alone in peft's format (``adapter/``)."""
+        self.config.auto_map = dict(auto.AUTO_MAP)
         super().save_pretrained(save_directory, *args, **kwargs)
+        auto.write_remote_code_shim(save_directory)
         if self.processor is not None:
             self.processor.save_pretrained(save_directory)
+        if self.config.lora:
+            adapters.save_adapter(self, Path(save_directory) / adapters.ADAPTER_SUBFOLDER)
 
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        path = Path(pretrained_model_name_or_path)
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, adapter=None, **kwargs):
+        """A saved folder or a Hub repo id (``owner/name``, through the local HF cache);
+        ``adapter``: a peft LoRA adapter folder to load onto this base model."""
+        path = auto.resolve_pretrained(pretrained_model_name_or_path, kwargs.get("revision"))
         if not (path / "config.json").is_file():
             raise Mu2Error(
                 "not a mu2 model folder (no config.json)",
                 path=str(path),
                 fix="pass a folder written by save_pretrained / `mu2 train`",
             )
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        model = super().from_pretrained(path, *args, **kwargs)
         _realign_cpu_parameters(model)
+        if not (path / "generation_config.json").is_file():
+            model.generation_config = auto.default_generation_config(model.config)
         if (path / "processor_config.json").is_file():
-            model.processor = Mu2Processor.from_pretrained(pretrained_model_name_or_path)
+            model.processor = Mu2Processor.from_pretrained(path)
+        if adapter is not None:
+            adapters.load_adapter(model, adapter)
         return model
 
     # -- training switches --------------------------------------------------------------------
@@ -315,7 +325,8 @@ class Mu2ForConditionalGeneration(PreTrainedModel):
         **generate_kwargs,
     ) -> torch.Tensor:
         """New tokens (B', L_new) for left-padded prompts; greedy, sampling or beam search
-        through the LLM's own ``generate``. ``image_encoding`` may replace pixel_values."""
+        through the LLM's own ``generate``. ``image_encoding`` may replace pixel_values.
+        Settings not passed come from ``self.generation_config``."""
         if input_ids is None:
             raise Mu2Error("generate needs input_ids (see Mu2Processor)")
         embeds, attention_mask = self._merge_inputs(
@@ -327,10 +338,12 @@ class Mu2ForConditionalGeneration(PreTrainedModel):
             question_mask,
             image_encoding,
         )
-        if "max_new_tokens" not in generate_kwargs and "max_length" not in generate_kwargs:
-            generate_kwargs["max_new_tokens"] = DEFAULT_MAX_NEW_TOKENS
+        # The model's generation_config, updated by the caller's settings (transformers warns
+        # when both a config and loose settings reach generate).
+        config = copy.deepcopy(generate_kwargs.pop("generation_config", None) or self.generation_config)
+        rest = config.update(**generate_kwargs)
         return self.language_model.generate(
-            inputs_embeds=embeds, attention_mask=attention_mask, **generate_kwargs
+            inputs_embeds=embeds, attention_mask=attention_mask, generation_config=config, **rest
         )
 
 

@@ -45,6 +45,11 @@ class PrepConfig:
     percentiles: tuple[float, float] = REF_CODE_PERCENTILES
     crop_foreground: bool = True
     """Crop to the bounding box of voxels above the lower end of the HU range."""
+    target_spacing: tuple[float, float, float] | None = None
+    """Optional aid, not in the paper (None there and by default: the voxel grid is kept, as
+    in M3D). (sx, sy, sz) mm: the one resize step then targets the crop's physical extent
+    at this spacing (before fitting H x W and the depth cap), so scans of mixed slice
+    thickness (CT-RATE) get the same number of slices per mm."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -57,6 +62,12 @@ class PrepConfig:
             lo, hi = getattr(self, name)
             if not lo < hi:
                 problems.append(f"{name} must be (low, high) with low < high, got {(lo, hi)}")
+        if self.target_spacing is not None and (
+            len(self.target_spacing) != 3 or min(float(s) for s in self.target_spacing) <= 0
+        ):
+            problems.append(
+                f"target_spacing must be 3 positive mm values, got {self.target_spacing}"
+            )
         if not 0 <= self.percentiles[0] < self.percentiles[1] <= 100:
             problems.append(f"percentiles must lie in [0, 100], got {self.percentiles}")
         if problems:
@@ -67,12 +78,16 @@ class PrepConfig:
         return self.max_frames * self.frame_slices
 
 
-def prep_config(size: str) -> PrepConfig:
-    """Builder: 'paper' (T<=8, K=32, 256 x 256) or 'tiny' (T<=4, K=16, 64 x 64, fast)."""
+def prep_config(size: str, **overrides) -> PrepConfig:
+    """Builder: 'paper' (T<=8, K=32, 256 x 256) or 'tiny' (T<=4, K=16, 64 x 64, fast);
+    ``overrides`` set other fields (e.g. ``target_spacing=(1.0, 1.0, 3.0)``)."""
     if size == "paper":
-        return PrepConfig()
+        return PrepConfig(**overrides)
     if size == "tiny":
         return PrepConfig(
-            frame_slices=TINY_FRAME_SLICES, size=TINY_SIZE, max_frames=TINY_MAX_FRAMES
+            frame_slices=TINY_FRAME_SLICES,
+            size=TINY_SIZE,
+            max_frames=TINY_MAX_FRAMES,
+            **overrides,
         )
     raise Mu2Error(f"unknown preprocessing size '{size}'", fix="choose 'paper' or 'tiny'")

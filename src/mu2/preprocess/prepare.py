@@ -12,6 +12,8 @@ mu2.preprocess.monai_reference; the test and benchmarks/bench_preprocess.py comp
 6. Scale to [0, 1]: linear, so it commutes with the interpolation and runs on the
    smaller resized block instead of the whole input.
 T = ceil(depth / K), capped at max_frames: a 40-slice CT gives T=2 at K=32.
+With ``target_spacing`` (off by default) step 4 sizes the crop by its extent in mm at that
+spacing instead of its voxel counts, so the same interpolation also resamples.
 """
 
 from __future__ import annotations
@@ -68,8 +70,19 @@ def foreground_box(array: np.ndarray, lo: float) -> Box:
     return (x0, x1), (y0, y1), (int(zs[0]), int(zs[-1]) + 1)
 
 
-def plan(crop_shape: tuple[int, int, int], cfg: PrepConfig) -> tuple[tuple[int, int, int], int]:
-    """Resized (D, H', W') and frame count T for a cropped block of shape (X, Y, Z)."""
+def plan(
+    crop_shape: tuple[int, int, int],
+    cfg: PrepConfig,
+    spacing: tuple[float, float, float] | None = None,
+) -> tuple[tuple[int, int, int], int]:
+    """Resized (D, H', W') and frame count T for a cropped block of shape (X, Y, Z)
+    (of voxel ``spacing`` mm, used only with ``cfg.target_spacing``)."""
+    if cfg.target_spacing is not None and spacing is not None:
+        # voxel counts of the crop resampled to the target spacing (at least one)
+        crop_shape = tuple(  # type: ignore[assignment]
+            max(1, int(round(n * s / t)))
+            for n, s, t in zip(crop_shape, spacing, cfg.target_spacing, strict=True)
+        )
     xc, yc, zc = crop_shape
     scale = cfg.size / max(xc, yc)  # longer in-plane side -> size (MONAI "longest" rounding)
     h, w = int(round(yc * scale)), int(round(xc * scale))
@@ -81,14 +94,16 @@ def plan(crop_shape: tuple[int, int, int], cfg: PrepConfig) -> tuple[tuple[int, 
 def prep_mapping(volume: CTVolume, cfg: PrepConfig) -> tuple[PrepMapping, tuple[float, float]]:
     """Where ``prepare`` puts the volume, and its HU range, without making the frames (e.g.
     to take a label map of the same grid along: ``mapping.to_frames``)."""
-    return _plan_mapping(np.asarray(volume.array, dtype=np.float32), cfg)
+    return _plan_mapping(np.asarray(volume.array, dtype=np.float32), cfg, volume.spacing)
 
 
-def _plan_mapping(arr: np.ndarray, cfg: PrepConfig) -> tuple[PrepMapping, tuple[float, float]]:
+def _plan_mapping(
+    arr: np.ndarray, cfg: PrepConfig, spacing: tuple[float, float, float] | None = None
+) -> tuple[PrepMapping, tuple[float, float]]:
     """(X, Y, Z) HU float32 array -> mapping and HU range (the array is converted once)."""
     lo, hi = hu_range(arr, cfg)
     box = foreground_box(arr, lo) if cfg.crop_foreground else tuple((0, n) for n in arr.shape)
-    resized, n_frames = plan(tuple(b - a for a, b in box), cfg)
+    resized, n_frames = plan(tuple(b - a for a, b in box), cfg, spacing)
     d, h, w = resized
     total = n_frames * cfg.frame_slices
     offset = ((total - d) // 2, (cfg.size - h) // 2, (cfg.size - w) // 2)  # centred padding
@@ -107,7 +122,7 @@ def _plan_mapping(arr: np.ndarray, cfg: PrepConfig) -> tuple[PrepMapping, tuple[
 def prepare(volume: CTVolume, cfg: PrepConfig) -> Prepared:
     """Turn a canonical CT volume into frames (T, K, H, W) for the vision tower."""
     arr = np.asarray(volume.array, dtype=np.float32)  # (X, Y, Z) HU
-    mapping, (lo, hi) = _plan_mapping(arr, cfg)
+    mapping, (lo, hi) = _plan_mapping(arr, cfg, volume.spacing)
     (x0, x1), (y0, y1), (z0, z1) = mapping.crop
     # (Xc, Yc, Zc): a clipped copy of the crop only (the input is never modified)
     crop = torch.from_numpy(np.clip(arr[x0:x1, y0:y1, z0:z1], lo, hi))

@@ -16,7 +16,8 @@ from mu2.engine.config import OptimOptions, RunOptions
 
 @dataclass
 class LoraOptions:
-    """PEFT LoRA on the language model (lets a 1B policy and its reference share a 24 GB GPU)."""
+    """PEFT LoRA on the language model (in DPO the reference is then the policy with its
+    adapters off, so no second model is held in memory)."""
 
     enabled: bool = False
     r: int = 16
@@ -59,6 +60,9 @@ class ModelOptions:
     """Freeze the mu^2 tokenizer (SVR, DTS, DMTP, TTA)."""
     freeze_llm: bool = False
     lora: LoraOptions = field(default_factory=LoraOptions)
+    dtype: Literal["float32", "bfloat16", "float16"] | None = None
+    """Precision of the LLM's frozen base weights (``mu2.train.precision``): bfloat16 with
+    LoRA or a frozen LLM halves their memory; None keeps fp32 (the paper)."""
     gradient_checkpointing: bool = False
     max_length: int = 256
     """Maximum text length in tokens (question + report; visual tokens not counted)."""
@@ -150,6 +154,9 @@ class DPOModelOptions:
     sft_model: str = "runs/sft-tiny/final"
     """Saved SFT model folder: the policy starts from it and the frozen reference is it."""
     lora: LoraOptions = field(default_factory=LoraOptions)
+    dtype: Literal["float32", "bfloat16", "float16"] | None = None
+    """Precision of the LLM's frozen base weights (``mu2.train.precision``): bfloat16 with
+    LoRA or a frozen LLM halves their memory; None keeps fp32 (the paper)."""
     gradient_checkpointing: bool = False
     max_length: int = 256
     disable_dropout: bool = True

@@ -29,6 +29,7 @@ from mu2.engine.recipe import Recipe
 from mu2.errors import Mu2Error
 from mu2.train.config import DPOConfig
 from mu2.train.dpo_loss import dpo_loss, sequence_logps
+from mu2.train.precision import cast_frozen_llm
 from mu2.train.sampling import generate_reports, model_inputs
 from mu2.train.sft import freeze_unused, make_dataset
 
@@ -130,8 +131,9 @@ class DPORecipe(Recipe):
                     "DPO with a separate reference model is not supported under ZeRO-3",
                     fix="use configs/accelerate/deepspeed_zero2.yaml or model.lora.enabled=true",
                 )
+        cast_frozen_llm(policy, cfg.model.dtype)
         if cfg.model.gradient_checkpointing:
-            policy.gradient_checkpointing_enable()
+            policy.enable_checkpointing()
         train = make_dataset(
             cfg.data.train,
             cfg.data,

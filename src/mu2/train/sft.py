@@ -24,6 +24,7 @@ from mu2.engine.tower_cache import TowerCache
 from mu2.errors import Mu2Error
 from mu2.train.aids import AuxiliaryLoss, sft_aids
 from mu2.train.config import DataOptions, DPODataOptions, ModelOptions, SFTConfig
+from mu2.train.precision import cast_frozen_llm
 from mu2.train.sampling import generate_reports, model_inputs
 
 logger = logging.getLogger(__name__)
@@ -128,8 +129,9 @@ def build_model(opts: ModelOptions, train_texts: list[str], seed: int = 0) -> to
             dropout=opts.lora.dropout,
             target_modules=opts.lora.target_modules,
         )
+    cast_frozen_llm(model, opts.dtype)
     if opts.gradient_checkpointing:
-        model.gradient_checkpointing_enable()
+        model.enable_checkpointing()
     return model
 
 
