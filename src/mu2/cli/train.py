@@ -158,7 +158,7 @@ def _add_clip(sub: typer.Typer) -> None:
         if err.name == "mu2.cli.train_clip":
             return
         raise
-    add_clip_command(sub)
+    add_clip_command(sub, load_stage_config)
 
 
 STAGES: list[Callable[[typer.Typer], None]] = [_add_clip, _add_lm, _add_sft, _add_dpo]

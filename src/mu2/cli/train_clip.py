@@ -9,7 +9,9 @@ Writes ``<output_dir>/final/vision.safetensors`` (for an SFT config's
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -19,8 +21,9 @@ from mu2.cli.overrides import positional as overrides_arg
 OVERRIDES_HELP = "Config overrides, e.g. max_steps=200 model.findings_weight=0 (dotted keys)."
 
 
-def add_clip_command(train_app: typer.Typer) -> None:
-    """Add ``clip`` to the ``mu2 train`` sub-app."""
+def add_clip_command(train_app: typer.Typer, load_stage_config: Callable[..., Any]) -> None:
+    """Add ``clip`` to the ``mu2 train`` sub-app; ``load_stage_config`` is ``mu2 train``'s
+    (passed in, so this module does not import the one that imports it)."""
 
     @train_app.command("clip", context_settings={"help_option_names": ["-h", "--help"]})
     def clip(
@@ -35,7 +38,6 @@ def add_clip_command(train_app: typer.Typer) -> None:
         verbose: bool = typer.Option(False, "--verbose", "-v"),
     ) -> None:
         """Stage 0: vision pretraining (image-report InfoNCE + findings head), then a probe."""
-        from mu2.cli.train import load_stage_config
         from mu2.pretrain.config import ClipConfig
 
         cfg = load_stage_config(ClipConfig, config, merge(overrides, set_), print_config, verbose)

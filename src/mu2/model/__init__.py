@@ -15,7 +15,7 @@ from mu2.model.vision import VisionTower, load_vision_weights, save_vision_weigh
 from mu2.tokenizer import PRESETS
 
 PRESET_NAMES: tuple[str, ...] = tuple(PRESETS)
-register_auto_classes()
+register_auto_classes(Mu2Config, Mu2ForConditionalGeneration, Mu2Processor)
 
 __all__ = [
     "IGNORE_INDEX",

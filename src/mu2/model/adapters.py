@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from mu2.errors import Mu2Error
 
@@ -29,6 +30,7 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 LLM_PREFIX = "language_model."
 PEFT_PREFIX = "base_model.model."
+LORA_DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 ADAPTER_NAME = "default"  # the adapter name peft's inject_adapter_in_model uses
 # target_modules regex written for module names under language_model (peft fullmatches it)
 _TARGET_RE = re.compile(r"^language_model\\\.\.\*\\\.\((?P<names>[\w|]+)\)$")
@@ -93,12 +95,23 @@ def save_adapter(model, folder: str | Path, base: str | None = None) -> Path:
     return folder
 
 
+def inject_lora(llm: nn.Module, settings: dict) -> None:
+    """PEFT LoRA layers injected in place (no wrapper), so keys and ``generate`` stay the LLM's."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    cfg = LoraConfig(
+        r=int(settings["r"]),
+        lora_alpha=float(settings["alpha"]),
+        target_modules=list(settings.get("target_modules") or LORA_DEFAULT_TARGETS),
+        lora_dropout=float(settings.get("dropout", 0.0)),
+    )
+    inject_adapter_in_model(cfg, llm)
+
+
 def load_adapter(model, folder: str | Path) -> None:
     """Inject a peft LoRA adapter (``folder``) into a base mu2 model and load its weights."""
     from peft import LoraConfig
     from safetensors.torch import load_file
-
-    from mu2.model.modeling import _inject_lora
 
     folder = Path(folder)
     if not (folder / ADAPTER_CONFIG).is_file() and (folder / ADAPTER_SUBFOLDER).is_dir():
@@ -111,7 +124,7 @@ def load_adapter(model, folder: str | Path) -> None:
     if model.config.lora:
         raise Mu2Error("this model already has LoRA adapters", fix="load the adapter onto its base")
     settings = settings_from(LoraConfig.from_pretrained(str(folder)))
-    _inject_lora(model.language_model, settings)
+    inject_lora(model.language_model, settings)
     model.config.lora = settings
     params = dict(model.named_parameters())
     loaded = load_file(str(folder / ADAPTER_WEIGHTS))
@@ -140,15 +153,13 @@ def merge_lora(model):
 
     from peft import PeftModel
 
-    from mu2.model.modeling import Mu2ForConditionalGeneration
-
     if not model.config.lora:
         raise Mu2Error("this model has no LoRA adapters to merge")
     with tempfile.TemporaryDirectory() as tmp:
         save_adapter(model, tmp)
         config = model.config.__class__.from_dict(model.config.to_dict())
         config.lora = None
-        base = Mu2ForConditionalGeneration(config)
+        base = type(model)(config)
         state = {k: v for k, v in model.state_dict().items() if "lora_" not in k}
         state = {k.replace(".base_layer.", "."): v for k, v in state.items()}
         base.load_state_dict(state, strict=True)

@@ -36,17 +36,14 @@ AUTO_MAP = {
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def register_auto_classes() -> None:
-    """Register mu2's config, model and processor with the transformers Auto classes."""
+def register_auto_classes(config_cls: type, model_cls: type, processor_cls: type) -> None:
+    """Register mu2's config, model and processor with the transformers Auto classes
+    (the package passes its classes: this module sits below the model it registers)."""
     from transformers import AutoModel, AutoModelForImageTextToText, AutoProcessor
 
-    from mu2.model.configuration import Mu2Config
-    from mu2.model.modeling import Mu2ForConditionalGeneration
-    from mu2.model.processing import Mu2Processor
-
-    AutoModel.register(Mu2Config, Mu2ForConditionalGeneration, exist_ok=True)
-    AutoModelForImageTextToText.register(Mu2Config, Mu2ForConditionalGeneration, exist_ok=True)
-    AutoProcessor.register(Mu2Config, Mu2Processor, exist_ok=True)
+    AutoModel.register(config_cls, model_cls, exist_ok=True)
+    AutoModelForImageTextToText.register(config_cls, model_cls, exist_ok=True)
+    AutoProcessor.register(config_cls, processor_cls, exist_ok=True)
 
 
 def default_generation_config(config) -> GenerationConfig:

@@ -31,7 +31,6 @@ from mu2.tokenizer import build_visual_tokenizer
 
 log = logging.getLogger(__name__)
 
-LORA_DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
 @dataclass
@@ -71,7 +70,7 @@ class Mu2ForConditionalGeneration(PreTrainedModel, GenerationMixin):
             self.language_model.set_attn_implementation(self.config._attn_implementation or "sdpa")
         self.processor: Mu2Processor | None = None  # attached by build() / from_pretrained()
         if config.lora:
-            _inject_lora(self.language_model, config.lora)
+            adapters.inject_lora(self.language_model, config.lora)
         self.post_init()
         if self.generation_config is None or self.generation_config.max_new_tokens is None:
             self.generation_config = auto.default_generation_config(config)
@@ -159,7 +158,7 @@ class Mu2ForConditionalGeneration(PreTrainedModel, GenerationMixin):
         self,
         r: int,
         alpha: float,
-        target_modules: list[str] | tuple[str, ...] = LORA_DEFAULT_TARGETS,
+        target_modules: list[str] | tuple[str, ...] = adapters.LORA_DEFAULT_TARGETS,
         dropout: float = 0.0,
     ) -> None:
         """LoRA adapters (PEFT) on the LLM; the base LLM weights are frozen."""
@@ -171,7 +170,7 @@ class Mu2ForConditionalGeneration(PreTrainedModel, GenerationMixin):
             "target_modules": list(target_modules),
             "dropout": dropout,
         }
-        _inject_lora(self.language_model, settings)
+        adapters.inject_lora(self.language_model, settings)
         self.config.lora = settings
         self.freeze(llm=True)
 
@@ -360,16 +359,3 @@ def _realign_cpu_parameters(model: nn.Module) -> None:
         for p in model.parameters():
             if p.device.type == "cpu" and p.data_ptr() % CPU_ALIGNMENT:
                 p.data = p.data.clone()
-
-
-def _inject_lora(llm: nn.Module, settings: dict) -> None:
-    """PEFT LoRA layers injected in place (no wrapper), so keys and ``generate`` stay the LLM's."""
-    from peft import LoraConfig, inject_adapter_in_model
-
-    cfg = LoraConfig(
-        r=int(settings["r"]),
-        lora_alpha=float(settings["alpha"]),
-        target_modules=list(settings.get("target_modules") or LORA_DEFAULT_TARGETS),
-        lora_dropout=float(settings.get("dropout", 0.0)),
-    )
-    inject_adapter_in_model(cfg, llm)

@@ -31,7 +31,7 @@ from mu2.train.config import DPOConfig
 from mu2.train.dpo_loss import dpo_loss, sequence_logps
 from mu2.train.precision import cast_frozen_llm
 from mu2.train.sampling import generate_reports, model_inputs
-from mu2.train.sft import freeze_unused, make_dataset
+from mu2.train.sft import freeze_unused, load_sft_model, make_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -62,17 +62,6 @@ def adapters_disabled(model: nn.Module) -> Iterator[None]:
     finally:
         for layer in layers:
             layer.enable_adapters(True)
-
-
-def load_sft_model(path: str) -> nn.Module:
-    from mu2.model import Mu2ForConditionalGeneration
-
-    if not (Path(path) / "config.json").is_file():
-        raise Mu2Error(
-            f"model.sft_model={path} is not a saved mu2 model",
-            fix="run `mu2 train sft` first; it writes <output_dir>/final",
-        )
-    return Mu2ForConditionalGeneration.from_pretrained(path)
 
 
 def _check_pairs(path: Path) -> None:

@@ -135,6 +135,17 @@ def build_model(opts: ModelOptions, train_texts: list[str], seed: int = 0) -> to
     return model
 
 
+def load_sft_model(path: str) -> nn.Module:
+    from mu2.model import Mu2ForConditionalGeneration
+
+    if not (Path(path) / "config.json").is_file():
+        raise Mu2Error(
+            f"model.sft_model={path} is not a saved mu2 model",
+            fix="run `mu2 train sft` first; it writes <output_dir>/final",
+        )
+    return Mu2ForConditionalGeneration.from_pretrained(path)
+
+
 class SFTRecipe(Recipe):
     stage = "sft"
 

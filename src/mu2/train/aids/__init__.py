@@ -35,7 +35,7 @@ def sft_aids(
     collate wrapped by each of them. Empty for the paper's SFT."""
     aids: list[AuxiliaryLoss] = []
     if cfg.code_weight > 0:
-        from mu2.train.aids.findings_code import FindingsCodeLoss
+        from mu2.train.aids.code_aid import FindingsCodeLoss
 
         aids.append(FindingsCodeLoss(cfg, model, rows, train, collate, cache))
         collate = aids[-1].collate

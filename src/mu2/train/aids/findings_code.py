@@ -137,37 +137,3 @@ class CodeCollator:
         batch["code_sign"] = self.coder.signs(items)
         return batch
 
-
-class FindingsCodeLoss:
-    """SFT's findings-code loss (``code_weight``): every visual token towards its scan's
-    equal-weight code, with the projector's optional warm start (``code_init_rows``)."""
-
-    name = "code"
-    needs_attribution = False
-
-    def __init__(
-        self, cfg: Any, model: Any, rows: list[Any], train: Any, collate: Any, cache: Any = None
-    ):
-        from mu2.errors import Mu2Error
-
-        coder = FindingsCoder(rows)
-        if not coder.kinds:
-            raise Mu2Error(
-                "code_weight > 0 needs rows with structured findings; none has any",
-                path=cfg.data.train,
-                fix="set code_weight=0",
-            )
-        self.weight = cfg.code_weight
-        self.collate = CodeCollator(collate, coder)
-        self.directions = coder.directions(model.config.text_config.hidden_size)  # (K, E)
-        if cfg.code_init_rows:
-            from mu2.train.aids.code_init import fit_projector_to_code
-
-            fit_projector_to_code(
-                model, train, self.collate, self.directions, cfg.code_init_rows, cache=cache
-            )
-
-    def loss(self, batch: dict[str, Any], encoding: Any) -> torch.Tensor:
-        directions = self.directions.to(encoding.tokens.device)  # (K, E)
-        code = findings_code(directions, batch["code_sign"])  # (B, E)
-        return code_loss(encoding.tokens, code, encoding.mask)  # (B, Q, E), (B, E), (B, Q)
