@@ -135,7 +135,7 @@ def build_model(opts: ModelOptions, train_texts: list[str], seed: int = 0) -> to
     return model
 
 
-def load_sft_model(path: str) -> nn.Module:
+def load_sft_model(path: str) -> torch.nn.Module:
     from mu2.model import Mu2ForConditionalGeneration
 
     if not (Path(path) / "config.json").is_file():
