@@ -20,6 +20,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from mu2.errors import Mu2Error
+from mu2.model.card import CARD_FILE, ModelCard, load_card, save_card
 from mu2.model.configuration import Mu2Config
 from mu2.model.processing import Mu2Processor
 from mu2.model.projector import SpatialPoolingProjector
@@ -69,6 +70,7 @@ class Mu2ForConditionalGeneration(PreTrainedModel):
             # without one the LLM would not know how to apply its causal mask.
             self.language_model.set_attn_implementation(self.config._attn_implementation or "sdpa")
         self.processor: Mu2Processor | None = None  # attached by build() / from_pretrained()
+        self.model_card: ModelCard | None = None  # what it was trained on (mu2.model.card)
         if config.lora:
             _inject_lora(self.language_model, config.lora)
         self.post_init()
@@ -108,6 +110,8 @@ class Mu2ForConditionalGeneration(PreTrainedModel):
         super().save_pretrained(save_directory, *args, **kwargs)
         if self.processor is not None:
             self.processor.save_pretrained(save_directory)
+        if self.model_card is not None:
+            save_card(self.model_card, save_directory)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -122,6 +126,8 @@ class Mu2ForConditionalGeneration(PreTrainedModel):
         _realign_cpu_parameters(model)
         if (path / "processor_config.json").is_file():
             model.processor = Mu2Processor.from_pretrained(pretrained_model_name_or_path)
+        if (path / CARD_FILE).is_file():
+            model.model_card = load_card(path)
         return model
 
     # -- training switches --------------------------------------------------------------------
