@@ -266,3 +266,21 @@ def _organs_in_view(
         overlap = min(hi_z, scan[1]) - max(lo_z, scan[0])
         out[organ] = overlap >= rule.organ_min_mm
     return {o: out[o] for r in REGIONS for o in ORGANS[r]}
+
+
+def scan_coverage(volume: Any, rule: CoverageRule | None = None) -> Coverage:
+    """:func:`detect_coverage` of a ``CTVolume``, computed once per volume object."""
+    cached = getattr(volume, "_mu2_coverage", None)
+    if cached is None or rule is not None:
+        cached = detect_coverage(volume.array, volume.spacing, rule)
+        volume._mu2_coverage = cached
+    return cached
+
+
+def heatmap_peaks(volume: Any, heat: np.ndarray) -> dict[str, list[int]]:
+    """The hottest voxel on the stored grid (as in the heat-map NIfTI written beside the
+    input) and on the canonical RAS grid (as ``heat`` itself)."""
+    canonical = np.unravel_index(int(np.argmax(heat)), heat.shape)
+    stored = volume.to_source(heat)  # (X, Y, Z) canonical -> the file's axis order
+    peak = np.unravel_index(int(np.argmax(stored)), stored.shape)
+    return {"stored": [int(i) for i in peak], "canonical": [int(i) for i in canonical]}

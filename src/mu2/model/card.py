@@ -167,3 +167,12 @@ def load_card(model_dir: str | Path | None, name: str = "") -> ModelCard:
     except (ValueError, TypeError) as err:
         log.warning("%s: unreadable model card (%s)", path, err)
         return unknown_card(name or Path(model_dir).name)
+
+
+def model_card_of(model: Any, model_dir: str | Path | None, name: str = "") -> ModelCard:
+    """The card of a loaded model: its folder's file, else the one attached in memory
+    (e.g. right after training), else :func:`unknown_card`."""
+    if model_dir is not None:
+        return load_card(model_dir, name)
+    card = getattr(model, "model_card", None)
+    return card if isinstance(card, ModelCard) else unknown_card(name)
