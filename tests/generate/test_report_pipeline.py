@@ -26,9 +26,11 @@ def test_report_on_real_ct(generator: ReportGenerator, real_ct_path: Path) -> No
     # Regions of this abdomen/pelvis CT (lung bases only) -> one section each.
     assert [s.region for s in res.sections] == ["abdomen", "pelvis"]
     assert all("findings of the" in s.question for s in res.sections)
-    assert set(res.timings) == {"load", "prepare", "encode", "generate", "heatmap", "total"}
+    assert set(res.timings) == {
+        "load", "coverage", "prepare", "encode", "generate", "heatmap", "total"
+    }  # fmt: skip
     assert all(v > 0 for v in res.timings.values())
-    parts = ("load", "prepare", "encode", "generate", "heatmap")
+    parts = ("load", "coverage", "prepare", "encode", "generate", "heatmap")
     assert res.timings["total"] == pytest.approx(sum(res.timings[k] for k in parts))
     assert res.input["shape"] == [122, 101, 112]
     assert res.input["spacing_mm"] == [3.0, 3.0, 3.0]
@@ -38,13 +40,20 @@ def test_report_on_real_ct(generator: ReportGenerator, real_ct_path: Path) -> No
     doc = json.loads(json.dumps(res.to_dict()))
     assert doc["heatmap"]["shape"] == [122, 101, 112]
     assert set(doc["report_by_region"]) == {"abdomen", "pelvis"}
-    assert doc["model"] == generator.model_id
+    assert doc["model"]["id"] == generator.model_id
+    # a model saved without a card: the output says its training data are unknown
+    assert doc["model"]["card"]["known"] is False
+    assert any("model card missing" in w for w in doc["warnings"])
+    assert doc["coverage"]["regions"] == ["abdomen", "pelvis"]
 
 
 def test_region_and_question_choices(generator: ReportGenerator, real_ct_path: Path) -> None:
     volume = load_ct(real_ct_path)
-    res = generator.report(volume, region="all", max_new_tokens=2)
+    with pytest.raises(Mu2Error, match="does not cover the chest.*--force"):
+        generator.report(volume, region="all", max_new_tokens=2)
+    res = generator.report(volume, region="all", max_new_tokens=2, force=True)
     assert [s.region for s in res.sections] == ["chest", "abdomen", "pelvis"]
+    assert any("--force" in w and "chest" in w for w in res.warnings)
     assert res.heatmap is None and "heatmap" not in res.to_dict()
     assert "heatmap" not in res.timings
     res = generator.report(volume, question="Is there a renal cyst in this CT?", max_new_tokens=2)

@@ -210,7 +210,10 @@ def to_fhir(
     ]
     study = (result.input or {}).get("study") or {}
     if study.get("datetime"):
-        report["effectiveDateTime"] = study["datetime"]
+        when = str(study["datetime"])
+        # FHIR wants a time zone with a time; DICOM times usually have none: keep the date
+        has_zone = when.endswith("Z") or "+" in when[10:] or "-" in when[10:]
+        report["effectiveDateTime"] = when if has_zone else when[:10]
     if study.get("uid"):
         link = {
             "type": "ImagingStudy",
