@@ -244,7 +244,8 @@ def _write_outputs(
         outputs["heatmap_nifti"] = str(save_heatmap_nifti(volume, result.heatmap, heatmap_nifti))
     if heatmap is not None:
         parts = ["; ".join(s.question for s in result.sections), result.model_note]
-        title = "\n".join(textwrap.fill(p, 130) for p in [*parts, *result.warnings])
+        lines = [*parts, *result.warnings]
+        title = "\n".join(textwrap.fill(p, 130, break_on_hyphens=False) for p in lines)
         outputs["heatmap_png"] = str(
             save_heatmap_png(volume.array, result.heatmap, volume.spacing, heatmap, title=title)
         )

@@ -198,5 +198,7 @@ def save_heatmap_png(
     path = Path(path)
     if path.parent != Path(""):
         path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    # the title (question, model card, warnings) also as PNG text, for readers and tests
+    meta = {"Title": title} if title and path.suffix.lower() == ".png" else None
+    fig.savefig(path, dpi=110, metadata=meta)
     return path
