@@ -26,7 +26,7 @@ from mu2.generate.heatmap import frames_to_input, normalise_heat, patches_to_fra
 from mu2.generate.home import resolve_model_dir
 from mu2.generate.regions import default_question
 from mu2.generate.result import ReportResult, Section
-from mu2.generate.scope import plan_regions, tidy_findings
+from mu2.generate.scope import out_of_view_notes, plan_regions, tidy_findings
 from mu2.generate.settings import DEFAULT_MAX_NEW_TOKENS, GenerationSettings
 from mu2.io.content import check_ct_content
 
@@ -216,7 +216,8 @@ class ReportGenerator:
         check_ct_content(volume, allow_non_ct=allow_non_ct)  # not CT: refused or warned
 
         t0 = time.perf_counter()
-        warnings = [w for w in (self.card.warning(),) if w] + list(volume.meta.get("warnings") or [])
+        card_warning = [w for w in (self.card.warning(),) if w]
+        warnings = card_warning + list(volume.meta.get("warnings") or [])
         sections = self.plan_questions(volume, question, region, force, warnings)
         timings["coverage"] = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -265,9 +266,11 @@ class ReportGenerator:
         from mu2.findings.extract import extract_findings
 
         per_section = [(s.region, extract_findings(s.text, region=s.region)) for s in sections]
-        findings, tidy_warnings, notes = tidy_findings(per_section, scan_coverage(volume).organs)
+        coverage = scan_coverage(volume)
+        findings, tidy_warnings, notes = tidy_findings(per_section, coverage.organs)
         for s in sections:
-            s.notes = notes.get(s.region, [])
+            said = notes.get(s.region, [])
+            s.notes = said + out_of_view_notes(s.text, coverage.organs, said)
         warnings.extend(tidy_warnings)
         return findings, notes
 

@@ -8,19 +8,27 @@ Two honest-output rules between the model and the user:
   carries a warning.
 * :func:`tidy_findings`: findings from all sections merged to one per (organ, kind, side),
   contradictions resolved (the statement of the finding's own region wins, then the most
-  specific one) and flagged; findings about organs outside the field of view dropped and
-  noted in the text.
+  specific one) and flagged; findings about organs outside the field of view, or of a
+  region that does not border the section's, dropped and noted in the text.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from mu2.errors import Mu2Error
-from mu2.findings.catalogue import FINDING_KINDS, REGIONS, Finding
+from mu2.findings.catalogue import FINDING_KINDS, ORGANS, REGIONS, Finding
 
 FORCE_FIX = "add --force to ask anyway (the output then says so)"
+# Regions that share organs at their border (lung bases on an abdominal CT, the lower
+# abdomen in a pelvic one): a finding of one may be stated in the other's section. A
+# finding of a region that does not border the section's (pleural effusion in the pelvis
+# section) is the model answering another question: dropped and noted.
+ADJACENT_REGIONS: frozenset[frozenset[str]] = frozenset(
+    {frozenset({"chest", "abdomen"}), frozenset({"abdomen", "pelvis"})}
+)
 
 
 @dataclass
@@ -62,15 +70,52 @@ def plan_regions(
     problems = []
     for r in wanted:
         if r not in covered:
-            problems.append(
-                f"the scan does not cover the {r} (covered: {_names(covered)})"
-            )
+            problems.append(f"the scan does not cover the {r} (covered: {_names(covered)})")
         if known is not None and r not in known:
             problems.append(f"the model was not trained on the {r} (model card: {_names(known)})")
     if problems and not force:
         raise Mu2Error("; ".join(problems), fix=FORCE_FIX)
     warnings += [f"asked because of --force: {p}" for p in problems]
     return Plan(wanted, warnings)
+
+
+# Words a report uses for a catalogue organ, besides its name (for the notes on organs
+# outside the field of view).
+ORGAN_WORDS: dict[str, tuple[str, ...]] = {
+    "lung": ("lungs?", "pulmonary"),
+    "pleura": ("pleura", "pleural"),
+    "liver": ("liver", "hepatic"),
+    "gallbladder": ("gallbladder",),
+    "spleen": ("spleen", "splenic"),
+    "pancreas": ("pancreas", "pancreatic"),
+    "kidney": ("kidneys?", "renal"),
+    "aorta": ("aorta", "aortic"),
+    "peritoneum": ("peritoneum", "ascites"),
+    "bladder": ("bladder", "urinary bladder"),
+    "bowel": ("bowel", "colon", "small intestine"),
+}
+
+
+def out_of_view_notes(
+    text: str, organs_in_view: dict[str, bool], said: list[str] | None = None
+) -> list[str]:
+    """Notes on the organs that ``text`` speaks of (normal or not) that the field of view
+    does not contain: such statements cannot come from this scan. Organs a note in
+    ``said`` already names (a dropped finding) get no second note."""
+    notes = []
+    for region in REGIONS:
+        for organ in ORGANS[region]:
+            if organs_in_view.get(organ) is not False:
+                continue
+            if any(f"the {organ} is outside" in n for n in said or []):
+                continue
+            words = "|".join(ORGAN_WORDS.get(organ, (organ,)))
+            if re.search(rf"\b(?:{words})\b", text, flags=re.IGNORECASE):
+                notes.append(
+                    f"the {organ} is outside the field of view: what the text says about it "
+                    "does not come from this scan"
+                )
+    return notes
 
 
 def _specificity(f: Finding) -> int:
@@ -95,9 +140,17 @@ def tidy_findings(
     groups: dict[tuple[str, str, str | None], list[tuple[str | None, Finding]]] = {}
     for region, findings in per_section:
         for f in findings:
+            kind = FINDING_KINDS[f.finding]
+            note = None
             if organs_in_view.get(f.organ) is False:
-                label = FINDING_KINDS[f.finding].label
-                note = f"'{label}' dropped: the {f.organ} is outside the field of view"
+                note = f"'{kind.label}' dropped: the {f.organ} is outside the field of view"
+            elif (
+                region
+                and kind.region != region
+                and (frozenset({kind.region, region}) not in ADJACENT_REGIONS)
+            ):
+                note = f"'{kind.label}' dropped: a {kind.region} finding in the {region} section"
+            if note is not None:
                 notes.setdefault(region, []).append(note)
                 warnings.append(f"{region or 'answer'}: {note}")
                 continue
