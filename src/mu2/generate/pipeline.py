@@ -172,7 +172,14 @@ class ReportGenerator:
                 )
             return [Section(question=question.strip(), text="", region=region)]
         covered = scan_coverage(volume).regions
-        plan = plan_regions(region, covered, self.card.regions, force)
+        try:
+            plan = plan_regions(region, covered, self.card.regions, force)
+        except Mu2Error as err:  # the refusal names the scan it is about
+            where = volume.meta.get("path")
+            if err.path is not None or not where:
+                raise
+            message = str(err).removesuffix(f" -- fix: {err.fix}" if err.fix else "")
+            raise Mu2Error(message, path=str(where), fix=err.fix) from None
         if warnings is not None:
             warnings.extend(plan.warnings)
         return [Section(question=default_question(r), text="", region=r) for r in plan.regions]
