@@ -9,9 +9,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
 from mu2.errors import Mu2Error
 from mu2.findings.writer import QUESTION_TEMPLATES
+from mu2.generate.fhir import to_fhir
 from mu2.generate.pipeline import ReportGenerator, _generate_from_encoding
 from mu2.generate.regions import DEFAULT_QUESTION
 from mu2.io import load_ct
@@ -135,6 +137,19 @@ def test_dicom_folder_and_npy_inputs(
     out = nib.load(str(save_heatmap_nifti(dicom, res.heatmap, tmp_path / "d.nii.gz")))
     assert out.shape == tuple(dicom.source_shape)
     np.testing.assert_allclose(out.affine, dicom.source_affine, atol=1e-4)
+    # the DICOM is stored LPS: peak_voxel indexes the written NIfTI (the stored grid),
+    # peak_voxel_canonical the RAS grid of res.heatmap; they differ here
+    heat = res.to_dict()["heatmap"]
+    stored = out.get_fdata()
+    assert stored[tuple(heat["peak_voxel"])] == pytest.approx(stored.max())
+    assert res.heatmap[tuple(heat["peak_voxel_canonical"])] == res.heatmap.max()
+    assert heat["peak_voxel"] != heat["peak_voxel_canonical"]
+    # the DICOM headers give the study date (this anonymised series has no study UID, so
+    # no ImagingStudy link); FHIR wants a zone with a time, so the date alone is kept
+    assert res.input["study"] == {"datetime": "2022-12-08T00:00:00"}
+    fhir = to_fhir(res)
+    assert fhir["effectiveDateTime"] == "2022-12-08" and "imagingStudy" not in fhir
+    DiagnosticReport.model_validate(fhir)
     npy = tmp_path / "ct.npy"
     np.save(npy, load_ct(real_ct_path).array[:, :, :40])
     res = generator.report(npy, region="abdomen", max_new_tokens=1)
