@@ -140,6 +140,26 @@ def test_viewer_end_to_end_in_chromium(
                 page.click("#dl-heat")
             assert dl.value.suggested_filename == "example_ct-mu2-heatmap.nii.gz"
 
+            # A region the scan does not cover is refused in one line; ticked, it is asked
+            # and the page lists the warning.
+            page.select_option("#region", "chest")
+            before = len(errors)
+            with page.expect_response("**/api/report", timeout=REPORT_TIMEOUT_MS) as answer:
+                page.click("#run")
+            assert answer.value.status == 422
+            expect(page.locator("#status")).to_contain_text("does not cover the chest")
+            assert all("status of 422" in e for e in errors[before:])  # the browser logs it
+            del errors[before:]
+            page.check("#force")
+            with page.expect_response("**/api/report", timeout=REPORT_TIMEOUT_MS) as answer:
+                page.click("#run")
+            assert answer.value.status == 200
+            page.wait_for_selector("body[data-state=ready]", timeout=REPORT_TIMEOUT_MS)
+            expect(page.locator("#warnings")).to_contain_text("asked because of --force")
+            expect(page.locator('#report section[data-region="chest"] h3')).to_have_text("CHEST")
+            page.uncheck("#force")
+            page.select_option("#region", "auto")
+
             ARTIFACTS.mkdir(exist_ok=True)
             shot = ARTIFACTS / "viewer.png"
             page.screenshot(path=str(shot), full_page=True)

@@ -254,6 +254,9 @@ function submit() {
   if (q) form.append("question", q);
   form.append("region", $("#region").value);
   form.append("heatmap", $("#want-heat").checked ? "true" : "false");
+  // both off unless ticked: a refusal (422) names the box to tick; the report then warns
+  if ($("#force").checked) form.append("force", "true");
+  if ($("#allow-non-ct").checked) form.append("allow_non_ct", "true");
   const xhr = new XMLHttpRequest();
   xhr.open("POST", "/api/report");
   xhr.responseType = "json";
