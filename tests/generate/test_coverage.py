@@ -79,7 +79,7 @@ def test_slabs_are_asked_only_what_they_cover(ct, z: slice, regions: list[str]) 
 def test_real_dicom_upper_abdomen_slab_arms_down(data_dir: Path) -> None:
     vol = load_ct(data_dir / "real-ct" / "example_ct_dicom")  # 20 x 2 mm, stored LPS
     cov = scan_coverage(vol)
-    assert cov.regions == ["abdomen"]  # the "4 cm slab gets all three" case
+    assert cov.regions == ["abdomen"]  # a 4 cm slab: not all three regions
     assert cov.organs["liver"] and cov.organs["spleen"] and not cov.organs["bladder"]
     # the arms beside the body are not pelvic bones
     assert cov.to_dict()["landmarks"]["pelvic_bones_z_mm"] is None
