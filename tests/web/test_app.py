@@ -224,6 +224,7 @@ def test_json_download_is_the_answer(client: TestClient, small_npy: Path) -> Non
     detail = res.json()["detail"]
     assert res.status_code == 422
     assert detail.startswith("ct16.npy: the scan does not cover the abdomen")
+    assert "fix: send force=true (the page's 'ask the region anyway' box)" in detail
     doc = _post(client, small_npy, region="abdomen", force="true").json()
     assert any("--force" in w for w in doc["warnings"])
     res = client.get(f"/api/result/{doc['id']}")
@@ -240,7 +241,8 @@ def test_warnings_name_the_upload_not_the_server_folder(
     # not a CT: refused with one line naming the upload, unless allow_non_ct
     assert res.status_code == 422, res.text
     detail = res.json()["detail"]
-    assert detail.startswith("example_mr_sm.nii.gz: not a CT") and "--allow-non-ct" in detail
+    assert detail.startswith("example_mr_sm.nii.gz: not a CT")
+    assert "send allow_non_ct=true" in detail and "--allow-non-ct" not in detail
     with pytest.warns(Warning, match="not a CT"):
         res = _post(
             client, mr, region="abdomen", heatmap="false", allow_non_ct="true", force="true"

@@ -35,6 +35,20 @@ def _hide_paths(message: str, upload: Upload) -> str:
     return message
 
 
+# The CLI flags a refusal's fix names -> the form field (and page box) that does the same.
+WEB_FIXES = {
+    "add --allow-non-ct": "send allow_non_ct=true (the page's 'allow non-CT' box)",
+    "add --force": "send force=true (the page's 'ask the region anyway' box)",
+    "--region R --force": "a region with force=true",
+}
+
+
+def _web_fix(message: str) -> str:
+    for flag, field_ in WEB_FIXES.items():
+        message = message.replace(flag, field_)
+    return message
+
+
 class ReportService:
     """The model (loaded once), the single worker thread and the LRU of results."""
 
@@ -96,7 +110,7 @@ class ReportService:
         except UploadRejected:
             raise
         except Mu2Error as err:
-            raise UploadRejected(422, _hide_paths(str(err), upload)) from None
+            raise UploadRejected(422, _web_fix(_hide_paths(str(err), upload))) from None
         stored.doc["timings"]["queue"] = round(waited, 4)
         self.store.put(rid, stored)
         return rid, stored
