@@ -136,10 +136,16 @@ def test_text_output(
     model_dir: Path, real_ct_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     argv = ["report", str(real_ct_path), "--model", str(model_dir), "--region", "all"]
-    code, out, _ = run([*argv, "--max-new-tokens", "2", "--sample", "--seed", "1"], capsys)
+    code, _, err = run([*argv, "--max-new-tokens", "2"], capsys)
+    # this abdomen-pelvis CT does not cover the chest: refused in one line unless --force
+    assert code == 2 and "does not cover the chest" in err and "--force" in err
+    code, out, _ = run(
+        [*argv, "--force", "--max-new-tokens", "2", "--sample", "--seed", "1"], capsys
+    )
     assert code == 0
     assert "CHEST:" in out and "ABDOMEN:" in out and "PELVIS:" in out
-    assert "structured findings:" in out and "time: load" in out
+    assert "structured findings:" in out and "time: startup" in out and "model_load" in out
+    assert "warning: model card missing" in out and "warning: asked because of --force" in out
 
 
 def test_batch_mode_lists_failures_and_exits_1(

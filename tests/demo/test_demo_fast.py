@@ -96,6 +96,17 @@ def test_example_reports_with_heat_maps(demo_runs: tuple[Path, str, str], real_c
     assert heat.shape == source.shape
     np.testing.assert_allclose(heat.affine, source.affine, atol=1e-4)
     assert np.nanmax(heat.get_fdata()) > 0
+    # the real CT is asked only what it covers and the demo's model card lists; the card's
+    # synthetic-data warning is in the JSON, the text and the FHIR (with the model Device)
+    card = json.loads((home / "models" / "demo-fast" / "model_card.json").read_text())
+    assert card["synthetic_only"] is True and card["recipe"][-1]["stage"] == "demo"
+    doc = json.loads((examples / "real_ct" / "report.json").read_text())
+    asked = [s["region"] for s in doc["sections"]]
+    assert asked == [r for r in doc["coverage"]["regions"] if r in card["regions"]]
+    warning = next(w for w in doc["warnings"] if "synthetic phantoms only" in w)
+    assert f"warning: {warning}" in (examples / "real_ct" / "report.txt").read_text()
+    fhir = json.loads((examples / "real_ct" / "fhir.json").read_text())
+    assert fhir["contained"][0]["resourceType"] == "Device" and warning in fhir["conclusion"]
 
 
 def test_printed_tables_come_from_metrics_files(demo_runs: tuple[Path, str, str]) -> None:

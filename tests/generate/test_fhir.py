@@ -57,13 +57,16 @@ def test_diagnostic_report_validates_with_contained_observations() -> None:
     assert form.contentType == "text/plain"
     assert base64.b64decode(doc["presentedForm"][0]["data"]).decode("utf-8") == res.report
     assert form.data == res.report.encode("utf-8")  # fhir.resources decodes base64 itself
-    # One contained Observation per finding, each referenced from `result`.
-    assert len(report.contained) == len(FINDINGS)
+    # The model as a contained Device, then one Observation per finding, each referenced
+    # from `result` and pointing at the Device.
+    assert doc["contained"][0]["resourceType"] == "Device"
+    assert len(report.contained) == len(FINDINGS) + 1
     refs = {r.reference for r in report.result}
-    for resource, f in zip(doc["contained"], FINDINGS, strict=True):
+    for resource, f in zip(doc["contained"][1:], FINDINGS, strict=True):
         obs = Observation.model_validate(resource)
         assert f"#{obs.id}" in refs
-        assert obs.code.coding[0].code == f.finding
+        assert f.finding in [c.code for c in obs.code.coding]
+        assert obs.device.reference == "#mu2-model"
         assert obs.bodySite.text == f.organ
     # The conclusion names every finding.
     for f in FINDINGS:
@@ -72,7 +75,7 @@ def test_diagnostic_report_validates_with_contained_observations() -> None:
 
 def test_components_carry_side_size_severity_count() -> None:
     doc = to_fhir(_result(FINDINGS))
-    by_kind = {o["code"]["coding"][0]["code"]: o for o in doc["contained"]}
+    by_kind = {o["code"]["coding"][-1]["code"]: o for o in doc["contained"][1:]}
     comps = {c["code"]["text"]: c for c in by_kind["renal_cyst"]["component"]}
     assert comps["laterality"]["valueCodeableConcept"]["text"] == "left"
     assert comps["size"]["valueQuantity"] == {
@@ -91,7 +94,8 @@ def test_components_carry_side_size_severity_count() -> None:
 def test_report_without_findings_still_validates() -> None:
     doc = to_fhir(_result([]))
     report = DiagnosticReport.model_validate(doc)
-    assert report.contained is None and report.result is None
+    assert [c.__resource_type__ for c in report.contained] == ["Device"]
+    assert report.result is None
     assert report.subject is None
     assert report.conclusion == "No abnormal findings reported."
 
@@ -101,8 +105,34 @@ def test_validator_rejects_broken_reports(drop: str) -> None:
     """The validation above can fail: required elements missing are rejected."""
     doc = to_fhir(_result(FINDINGS))
     if drop == "contained.code":
-        del doc["contained"][0]["code"]
+        del doc["contained"][1]["code"]
     else:
         del doc[drop]
     with pytest.raises(ValueError):
         DiagnosticReport.model_validate(doc)
+
+
+def test_snomed_codes_device_card_and_study_validate_in_r4b_and_r5() -> None:
+    from fhir.resources.diagnosticreport import DiagnosticReport as DiagnosticReportR5
+    from fhir.resources.R4B.device import Device
+
+    res = _result(FINDINGS)
+    res.card = {"name": "demo", "training_data_summary": "synthetic phantoms only (synth)"}
+    res.warnings = ["this model was trained on synthetic phantoms only"]
+    res.input = {"study": {"uid": "1.2.3.4", "datetime": "2022-12-08T10:00:00"}}
+    for version, model, link in (
+        ("R4B", DiagnosticReport, "imagingStudy"),
+        ("R5", DiagnosticReportR5, "study"),
+    ):
+        doc = json.loads(json.dumps(to_fhir(res, fhir_version=version)))
+        report = model.model_validate(doc)
+        assert report.effectiveDateTime is not None
+        assert doc[link][0]["identifier"]["value"] == "urn:oid:1.2.3.4"
+        assert doc["extension"][0]["valueReference"]["reference"] == "#mu2-model"
+        assert "synthetic phantoms only" in report.conclusion
+    device = Device.model_validate(doc["contained"][0])
+    assert "synthetic phantoms only" in " ".join(n.text for n in device.note)
+    codes = {o["code"]["coding"][0]["code"] for o in doc["contained"][1:]}
+    assert "389026000" in codes  # ascites in SNOMED CT
+    ascites = next(o for o in doc["contained"][1:] if o["code"]["text"] == "ascites")
+    assert ascites["code"]["coding"][0]["system"] == "http://snomed.info/sct"

@@ -9,9 +9,11 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
 from mu2.errors import Mu2Error
 from mu2.findings.writer import QUESTION_TEMPLATES
+from mu2.generate.fhir import to_fhir
 from mu2.generate.pipeline import ReportGenerator, _generate_from_encoding
 from mu2.generate.regions import DEFAULT_QUESTION
 from mu2.io import load_ct
@@ -26,9 +28,11 @@ def test_report_on_real_ct(generator: ReportGenerator, real_ct_path: Path) -> No
     # Regions of this abdomen/pelvis CT (lung bases only) -> one section each.
     assert [s.region for s in res.sections] == ["abdomen", "pelvis"]
     assert all("findings of the" in s.question for s in res.sections)
-    assert set(res.timings) == {"load", "prepare", "encode", "generate", "heatmap", "total"}
+    assert set(res.timings) == {
+        "load", "coverage", "prepare", "encode", "generate", "heatmap", "total"
+    }  # fmt: skip
     assert all(v > 0 for v in res.timings.values())
-    parts = ("load", "prepare", "encode", "generate", "heatmap")
+    parts = ("load", "coverage", "prepare", "encode", "generate", "heatmap")
     assert res.timings["total"] == pytest.approx(sum(res.timings[k] for k in parts))
     assert res.input["shape"] == [122, 101, 112]
     assert res.input["spacing_mm"] == [3.0, 3.0, 3.0]
@@ -38,13 +42,20 @@ def test_report_on_real_ct(generator: ReportGenerator, real_ct_path: Path) -> No
     doc = json.loads(json.dumps(res.to_dict()))
     assert doc["heatmap"]["shape"] == [122, 101, 112]
     assert set(doc["report_by_region"]) == {"abdomen", "pelvis"}
-    assert doc["model"] == generator.model_id
+    assert doc["model"]["id"] == generator.model_id
+    # a model saved without a card: the output says its training data are unknown
+    assert doc["model"]["card"]["known"] is False
+    assert any("model card missing" in w for w in doc["warnings"])
+    assert doc["coverage"]["regions"] == ["abdomen", "pelvis"]
 
 
 def test_region_and_question_choices(generator: ReportGenerator, real_ct_path: Path) -> None:
     volume = load_ct(real_ct_path)
-    res = generator.report(volume, region="all", max_new_tokens=2)
+    with pytest.raises(Mu2Error, match="does not cover the chest.*--force"):
+        generator.report(volume, region="all", max_new_tokens=2)
+    res = generator.report(volume, region="all", max_new_tokens=2, force=True)
     assert [s.region for s in res.sections] == ["chest", "abdomen", "pelvis"]
+    assert any("--force" in w and "chest" in w for w in res.warnings)
     assert res.heatmap is None and "heatmap" not in res.to_dict()
     assert "heatmap" not in res.timings
     res = generator.report(volume, question="Is there a renal cyst in this CT?", max_new_tokens=2)
@@ -126,6 +137,19 @@ def test_dicom_folder_and_npy_inputs(
     out = nib.load(str(save_heatmap_nifti(dicom, res.heatmap, tmp_path / "d.nii.gz")))
     assert out.shape == tuple(dicom.source_shape)
     np.testing.assert_allclose(out.affine, dicom.source_affine, atol=1e-4)
+    # the DICOM is stored LPS: peak_voxel indexes the written NIfTI (the stored grid),
+    # peak_voxel_canonical the RAS grid of res.heatmap; they differ here
+    heat = res.to_dict()["heatmap"]
+    stored = out.get_fdata()
+    assert stored[tuple(heat["peak_voxel"])] == pytest.approx(stored.max())
+    assert res.heatmap[tuple(heat["peak_voxel_canonical"])] == res.heatmap.max()
+    assert heat["peak_voxel"] != heat["peak_voxel_canonical"]
+    # the DICOM headers give the study date (this anonymised series has no study UID, so
+    # no ImagingStudy link); FHIR wants a zone with a time, so the date alone is kept
+    assert res.input["study"] == {"datetime": "2022-12-08T00:00:00"}
+    fhir = to_fhir(res)
+    assert fhir["effectiveDateTime"] == "2022-12-08" and "imagingStudy" not in fhir
+    DiagnosticReport.model_validate(fhir)
     npy = tmp_path / "ct.npy"
     np.save(npy, load_ct(real_ct_path).array[:, :, :40])
     res = generator.report(npy, region="abdomen", max_new_tokens=1)

@@ -1,11 +1,13 @@
 """SFT recipe on the tiny model: it learns, logs, decays the LR, saves, and resumes exactly."""
 
 import json
+from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
 from mu2.engine.logging import read_metrics
+from mu2.findings.catalogue import REGIONS
 from mu2.train.sft import SFTRecipe, run_sft
 
 
@@ -48,6 +50,14 @@ def test_sft_trains_logs_and_saves(sft_config, tmp_path):
 
     loaded = Mu2ForConditionalGeneration.from_pretrained(final)
     assert loaded.processor is not None
+    # the model card: what the training rows held (synthetic, their regions and kinds)
+    card = json.loads((final / "model_card.json").read_text())
+    rows = [json.loads(x) for x in Path(cfg.data.train).read_text().splitlines()]
+    rows = rows[: cfg.data.limit]
+    assert card["regions"] == [r for r in REGIONS if any(x["region"] == r for x in rows)]
+    kinds = {f["finding"] for x in rows for f in x["findings"]}
+    assert set(card["finding_kinds"]) == kinds and card["synthetic_only"] is True
+    assert card["recipe"][0]["stage"] == "sft" and loaded.model_card.regions == card["regions"]
     for k, v in loaded.state_dict().items():
         if k in after:
             torch.testing.assert_close(v, after[k].detach(), rtol=0, atol=0)

@@ -77,7 +77,13 @@ def test_report_on_the_real_ct(client: TestClient, real_ct_path: Path, tmp_path:
     ct = np.frombuffer(client.get(v["ct"]).content, dtype="<i2").reshape(v["shape"])
     np.testing.assert_array_equal(ct, np.rint(load_ct(real_ct_path).array).clip(-1024, 3071))
     hb = np.frombuffer(client.get(v["heat"]).content, dtype=np.uint8).reshape(v["shape"])
-    assert hb[tuple(doc["heatmap"]["peak_voxel"])] == 255
+    assert hb[tuple(doc["heatmap"]["peak_voxel_canonical"])] == 255
+    # peak_voxel indexes the stored grid: the heat-map NIfTI written beside the input
+    assert heat.get_fdata()[tuple(doc["heatmap"]["peak_voxel"])] == pytest.approx(1.0)
+    # the model card travels with the JSON and the FHIR (a contained Device)
+    assert doc["model"]["card"]["known"] is False
+    assert any("model card missing" in w for w in doc["warnings"])
+    assert doc["fhir"]["contained"][0]["resourceType"] == "Device"
 
     health = client.get("/api/health").json()
     assert health["queue"]["completed"] == 1 and health["results_kept"] == 1
@@ -163,8 +169,9 @@ def test_uploads_refused_with_clear_messages(
 def test_old_results_are_evicted(web_generator, make_settings, small_npy: Path) -> None:
     app = create_app(generator=web_generator, settings=make_settings(cache_size=1))
     with TestClient(app) as c:
-        first = _post(c, small_npy, region="abdomen").json()["id"]
-        second = _post(c, small_npy, region="abdomen").json()["id"]
+        # a .npy has no spacing (1 mm assumed): 16 mm show no region, so ask it by force
+        first = _post(c, small_npy, region="abdomen", force="true").json()["id"]
+        second = _post(c, small_npy, region="abdomen", force="true").json()["id"]
         assert first != second
         assert c.get(f"/api/result/{second}").status_code == 200
         r = c.get(f"/api/heatmap/{first}")
@@ -212,7 +219,14 @@ def test_missing_model_fails_before_serving(tmp_path: Path) -> None:
 
 
 def test_json_download_is_the_answer(client: TestClient, small_npy: Path) -> None:
-    doc = _post(client, small_npy, region="pelvis").json()
+    res = _post(client, small_npy, region="abdomen")
+    # a .npy has no spacing (1 mm assumed): 16 mm show no region, refused unless forced
+    detail = res.json()["detail"]
+    assert res.status_code == 422
+    assert detail.startswith("ct16.npy: the scan does not cover the abdomen")
+    assert "fix: send force=true (the page's 'ask the region anyway' box)" in detail
+    doc = _post(client, small_npy, region="abdomen", force="true").json()
+    assert any("--force" in w for w in doc["warnings"])
     res = client.get(f"/api/result/{doc['id']}")
     assert "ct16-mu2-report.json" in res.headers["content-disposition"]
     assert json.loads(res.content) == doc
@@ -224,9 +238,20 @@ def test_warnings_name_the_upload_not_the_server_folder(
     mr = data_dir / "real-ct" / "example_mr_sm.nii.gz"
     with pytest.warns(Warning, match="does not look like CT"):
         res = _post(client, mr, region="abdomen", heatmap="false")
+    # not a CT: refused with one line naming the upload, unless allow_non_ct
+    assert res.status_code == 422, res.text
+    detail = res.json()["detail"]
+    assert detail.startswith("example_mr_sm.nii.gz: not a CT")
+    assert "send allow_non_ct=true" in detail and "--allow-non-ct" not in detail
+    with pytest.warns(Warning, match="not a CT"):
+        res = _post(
+            client, mr, region="abdomen", heatmap="false", allow_non_ct="true", force="true"
+        )
     assert res.status_code == 200, res.text
     warnings = res.json()["input"]["warnings"]
     assert warnings and warnings[0].startswith("example_mr_sm.nii.gz: values range")
+    assert any("not a CT" in w for w in res.json()["warnings"])
+    assert "not a CT" in res.json()["fhir"]["conclusion"]
     assert str(private_tmp) not in json.dumps(res.json())
     res = _post(client, mr, question="Any cyst?", region="all")
     assert res.status_code == 422 and "region 'all'" in res.json()["detail"]

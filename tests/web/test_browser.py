@@ -78,8 +78,13 @@ def test_viewer_end_to_end_in_chromium(
             page.goto(url)
             expect(page.locator("#model-info")).to_contain_text("tokenizer mu2")
 
+            posts: list[str] = []
+            page.on("request", lambda r: posts.append(r.url) if r.method == "POST" else None)
+            page.set_input_files("#file", str(real_ct_path))  # choosing a file runs nothing
+            page.wait_for_timeout(300)
+            assert posts == []
             with page.expect_response("**/api/report", timeout=REPORT_TIMEOUT_MS) as answer:
-                page.set_input_files("#file", str(real_ct_path))
+                page.click("#run")
             doc = answer.value.json()
             assert answer.value.status == 200, doc
             page.wait_for_selector("body[data-state=ready]", timeout=REPORT_TIMEOUT_MS)
@@ -95,6 +100,10 @@ def test_viewer_end_to_end_in_chromium(
             expect(page.locator("#status")).to_contain_text("report ready for example_ct.nii.gz")
             rows = page.locator("#findings tbody tr")
             expect(rows).to_have_count(max(1, len(doc["findings"])))
+            assert len(posts) == 1  # one run per request
+            # the model card's warning in the page header and the report's warnings
+            expect(page.locator("#card-warning")).to_contain_text("model card")
+            expect(page.locator("#warnings")).to_contain_text("model card")
 
             # The heat overlay is drawn on all three views, and the toggle hides it.
             for view in ("axial", "coronal", "sagittal"):
@@ -118,7 +127,7 @@ def test_viewer_end_to_end_in_chromium(
             slider.fill("20")
             expect(page.locator('.view[data-view="axial"] .idx')).to_have_text("21 / 112")
             assert page.evaluate(CANVAS_STATS, ct)["red"] != abdomen["red"]
-            slider.fill(str(doc["heatmap"]["peak_voxel"][2]))
+            slider.fill(str(doc["heatmap"]["peak_voxel_canonical"][2]))
 
             # Downloads: FHIR and the heat-map NIfTI come back as files.
             with page.expect_download() as dl:
@@ -130,6 +139,26 @@ def test_viewer_end_to_end_in_chromium(
             with page.expect_download() as dl:
                 page.click("#dl-heat")
             assert dl.value.suggested_filename == "example_ct-mu2-heatmap.nii.gz"
+
+            # A region the scan does not cover is refused in one line; ticked, it is asked
+            # and the page lists the warning.
+            page.select_option("#region", "chest")
+            before = len(errors)
+            with page.expect_response("**/api/report", timeout=REPORT_TIMEOUT_MS) as answer:
+                page.click("#run")
+            assert answer.value.status == 422
+            expect(page.locator("#status")).to_contain_text("does not cover the chest")
+            assert all("status of 422" in e for e in errors[before:])  # the browser logs it
+            del errors[before:]
+            page.check("#force")
+            with page.expect_response("**/api/report", timeout=REPORT_TIMEOUT_MS) as answer:
+                page.click("#run")
+            assert answer.value.status == 200
+            page.wait_for_selector("body[data-state=ready]", timeout=REPORT_TIMEOUT_MS)
+            expect(page.locator("#warnings")).to_contain_text("asked because of --force")
+            expect(page.locator('#report section[data-region="chest"] h3')).to_have_text("CHEST")
+            page.uncheck("#force")
+            page.select_option("#region", "auto")
 
             ARTIFACTS.mkdir(exist_ok=True)
             shot = ARTIFACTS / "viewer.png"

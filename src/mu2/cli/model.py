@@ -95,3 +95,38 @@ def register(app: typer.Typer) -> None:
         merged = merge(model)
         merged.save_pretrained(out)
         print(f"merged LoRA (r={model.config.lora['r']}) into {out}")
+    @group.command("card")
+    def card(
+        model_dir: Path = typer.Argument(..., help="A folder written by save_pretrained."),
+        data: list[Path] = typer.Option(
+            None,
+            "--data",
+            help="Write the card from these training JSONL files (in stage order: SFT, then "
+            "DPO pairs), for a model saved before cards existed.",
+        ),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    ) -> None:
+        """Show the model card (what the model was trained on), or write it with --data."""
+        from mu2.data.schema import read_jsonl
+        from mu2.model.card import card_from_rows, load_card, save_card
+
+        if not (model_dir / "config.json").is_file():
+            raise Mu2Error("not a mu2 model folder (no config.json)", path=str(model_dir))
+        if data:
+            built = None
+            for path in data:
+                built = card_from_rows(
+                    read_jsonl(path), "retrofit", name=model_dir.name, data_path=path, base=built
+                )
+            save_card(built, model_dir)
+        c = load_card(model_dir)
+        if as_json:
+            print(json.dumps(c.to_dict(), indent=2))
+            return
+        print(f"model:          {c.name}")
+        print(f"training data:  {c.data_summary}")
+        print(f"regions:        {', '.join(c.regions) if c.regions else 'unknown'}")
+        print(f"finding kinds:  {', '.join(c.finding_kinds) if c.finding_kinds else 'unknown'}")
+        print(f"recipe:         {' -> '.join(s['stage'] for s in c.recipe) or 'unknown'}")
+        if c.warning():
+            print(f"warning:        {c.warning()}")

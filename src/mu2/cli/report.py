@@ -7,7 +7,9 @@ line; the model is the demo model under $MU2_HOME unless ``--model`` says otherw
 from __future__ import annotations
 
 import json
+import os
 import sys
+import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -61,12 +63,25 @@ def _quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
+def process_age_s() -> float | None:
+    """Seconds since this process started (Linux /proc), so timings include Python start-up
+    and imports; None where /proc is not available."""
+    try:
+        stat = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - int(stat[19]) / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
 def _load_scan(scan: Path, allow_non_ct: bool) -> Any:
     from mu2.io import NotCTWarning, load_ct
+    from mu2.io.content import check_ct_content
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", NotCTWarning)
         volume = load_ct(scan, allow_non_ct=allow_non_ct)
+        check_ct_content(volume, allow_non_ct=allow_non_ct)  # refused here, before the model
     for w in caught:
         if issubclass(w.category, NotCTWarning):
             print(f"mu2: warning: {w.message}", file=sys.stderr)
@@ -78,6 +93,9 @@ def _print_text(result: Any, outputs: dict[str, str]) -> None:
 
     print(result.report or "(empty report)")
     print()
+    print(f"note: {result.model_note}")
+    for w in result.warnings:
+        print(f"warning: {w}")
     if result.findings:
         print("structured findings:")
         for f in result.findings:
@@ -132,7 +150,16 @@ def register(app: typer.Typer) -> None:
             None, "--patient", help="FHIR subject reference, e.g. Patient/123."
         ),
         allow_non_ct: bool = typer.Option(
-            False, "--allow-non-ct", help="Read a DICOM whose Modality is not CT."
+            False,
+            "--allow-non-ct",
+            help="Report on a scan that does not look like CT (MR, label map, blank, DICOM "
+            "Modality not CT); every output then carries a warning.",
+        ),
+        force: bool = typer.Option(
+            False,
+            "--force",
+            help="Ask a --region the scan does not cover or the model card does not list "
+            "(with a warning in every output).",
         ),
         input_list: Path | None = typer.Option(
             None, "--input-list", help="Text file with one scan per line (batch mode)."
@@ -161,27 +188,41 @@ def register(app: typer.Typer) -> None:
             "top_p": 1.0 if top_p is None else top_p,
             "seed": seed,
             "allow_non_ct": allow_non_ct,
+            "force": force,
         }
         GenerationSettings(max_new_tokens, sample, gen["temperature"], gen["top_p"], seed)
         if input_list is not None:
             _run_batch(model_dir, device, dtype, input_list, out, gen)
             return
 
+        startup = process_age_s()
         t0 = time.perf_counter()
         volume = _load_scan(scan, allow_non_ct)  # bad input fails here, before the model loads
         load_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
         _quiet_transformers()
         from mu2.generate.pipeline import ReportGenerator
 
         generator = ReportGenerator(model_dir, device=device, dtype=dtype)
+        model_seconds = time.perf_counter() - t0  # imports of torch / transformers + weights
         want_heat = heatmap is not None or heatmap_nifti is not None
-        gen.pop("allow_non_ct")
         result = generator.report(volume, heatmap=want_heat, load_seconds=load_seconds, **gen)
+        _add_process_timings(result, startup, model_seconds)
         outputs = _write_outputs(result, volume, heatmap, heatmap_nifti, fhir, patient)
         if as_json:
             print(json.dumps({**result.to_dict(), "outputs": outputs}, indent=2))
         else:
             _print_text(result, outputs)
+
+
+def _add_process_timings(result: Any, startup: float | None, model_seconds: float) -> None:
+    """Start-up (Python, imports) and model loading join the per-step timings; ``total``
+    becomes the wall time of the whole command so far."""
+    steps = {k: v for k, v in result.timings.items() if k != "total"}
+    head = {"startup": startup} if startup is not None else {}
+    result.timings = {**head, "model_load": model_seconds, **steps}
+    age = process_age_s()
+    result.timings["total"] = age if age is not None else sum(result.timings.values())
 
 
 def _write_outputs(
@@ -204,7 +245,9 @@ def _write_outputs(
     if heatmap_nifti is not None:
         outputs["heatmap_nifti"] = str(save_heatmap_nifti(volume, result.heatmap, heatmap_nifti))
     if heatmap is not None:
-        title = "; ".join(s.question for s in result.sections)
+        parts = ["; ".join(s.question for s in result.sections), result.model_note]
+        lines = [*parts, *result.warnings]
+        title = "\n".join(textwrap.fill(p, 130, break_on_hyphens=False) for p in lines)
         outputs["heatmap_png"] = str(
             save_heatmap_png(volume.array, result.heatmap, volume.spacing, heatmap, title=title)
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +85,9 @@ def write_example(
         "json_path": str(out_dir / "report.json"),
         "fhir_path": str(out_dir / "fhir.json"),
     }
-    Path(files["report_path"]).write_text(result.report + "\n")
+    # the model card's note and the warnings travel with every output, as in `mu2 report`
+    notices = [f"note: {result.model_note}", *(f"warning: {w}" for w in result.warnings)]
+    Path(files["report_path"]).write_text(result.report + "\n\n" + "\n".join(notices) + "\n")
     doc = {"scan": str(case.image), **result.to_dict()}
     if case.reference is not None:
         doc["reference_by_region"] = case.reference
@@ -94,7 +97,9 @@ def write_example(
         json.dumps(to_fhir(result, report_id=f"mu2-{case.name}"), indent=2) + "\n"
     )
     if result.heatmap is not None:
-        title = f"{case.name}: " + "; ".join(s.question for s in result.sections)
+        lines = [f"{case.name}: " + "; ".join(s.question for s in result.sections)]
+        lines += [result.model_note, *result.warnings]
+        title = "\n".join(textwrap.fill(x, 130, break_on_hyphens=False) for x in lines)
         files["heatmap_png_path"] = str(
             save_heatmap_png(
                 volume.array, result.heatmap, volume.spacing, out_dir / "heatmap.png", title=title

@@ -331,6 +331,7 @@ class DemoPipeline:
                 json.dumps({"profile": self.cfg.profile, "source": source,
                             "demo_output": str(self.paths.root)}, indent=1) + "\n"
             )  # fmt: skip
+            _name_card(tmp, dest.name, self.cfg.profile)
             shutil.rmtree(dest, ignore_errors=True)
             tmp.replace(dest)
             return {"model_dir": str(dest), "note": f"from {source_stage}"}
@@ -456,3 +457,15 @@ def run_demo(
         + "\n"
     )
     return result
+
+
+def _name_card(model_dir: Path, name: str, profile: str) -> None:
+    """The saved demo model's card carries its final name and the demo profile."""
+    from mu2.model.card import CARD_FILE, load_card, save_card
+
+    if not (model_dir / CARD_FILE).is_file():
+        return
+    card = load_card(model_dir)
+    card.name = name
+    card.recipe.append({"stage": "demo", "profile": profile})
+    save_card(card, model_dir)

@@ -85,6 +85,23 @@ class Recipe:
         """Write the final model (main process only) in a from_pretrained-able layout."""
         unwrapped.save_pretrained(out, state_dict=state_dict)
 
+    def model_card(self, unwrapped: torch.nn.Module) -> Any:
+        """The card saved with the final model: this stage's training rows on top of the
+        card of the model it started from (SFT -> DPO)."""
+        from mu2.data.schema import read_jsonl
+        from mu2.model.card import card_from_rows
+
+        path = self.cfg.data.train
+        rows = read_jsonl(path)[: getattr(self.cfg.data, "limit", None)]
+        return card_from_rows(
+            rows,
+            self.stage,
+            name=self.output_dir.name,
+            data_path=path,
+            base=getattr(unwrapped, "model_card", None),
+            extra={"steps": self.state.step},
+        )
+
     # ---- setup -> train -> cleanup --------------------------------------------------
     def setup(self) -> None:
         run = self.run
@@ -245,7 +262,9 @@ class Recipe:
             state_dict = acc.get_state_dict(self.model)  # gathers ZeRO-3 shards on every process
             if self.is_main:
                 shutil.rmtree(tmp, ignore_errors=True)
-                self.save_model(acc.unwrap_model(self.model), tmp, state_dict)
+                unwrapped = acc.unwrap_model(self.model)
+                unwrapped.model_card = self.model_card(unwrapped)
+                self.save_model(unwrapped, tmp, state_dict)
                 summary = {
                     "stage": self.stage,
                     "steps": self.state.step,

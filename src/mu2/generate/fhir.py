@@ -28,8 +28,25 @@ OBSERVATION_CATEGORY = {
     "code": "imaging",
     "display": "Imaging",
 }
-# mu2's own finding kinds (catalogue names); no public code system covers all of them.
+# mu2's own finding kinds (catalogue names): the code when SNOMED CT has none.
 FINDING_SYSTEM = "urn:mu2:finding-kind"
+# SNOMED CT concepts (clinical findings) for catalogue kinds; the others keep mu2's code.
+SNOMED_FINDINGS: dict[str, tuple[str, str]] = {
+    "ascites": ("389026000", "Ascites"),
+    "pleural_effusion": ("60046008", "Pleural effusion"),
+    "splenomegaly": ("16294009", "Splenomegaly"),
+    "hepatomegaly": ("80515008", "Hepatomegaly"),
+    "fatty_liver": ("197321007", "Steatosis of liver"),
+    "gallstone": ("266474003", "Calculus in gallbladder"),
+    "renal_stone": ("95570007", "Kidney stone"),
+    "hydronephrosis": ("43064006", "Hydronephrosis"),
+    "aortic_aneurysm": ("233985008", "Abdominal aortic aneurysm"),
+}
+FHIR_VERSIONS: tuple[str, ...] = ("R4B", "R5")
+DEVICE_ID = "mu2-model"
+# Our extension on the report pointing at the model that drafted it (R4B and R5 have no
+# DiagnosticReport element for a software device; Observation.device carries it too).
+GENERATED_BY_URL = "urn:mu2:fhir:StructureDefinition/generated-by-device"
 # SNOMED CT laterality qualifiers.
 SNOMED = "http://snomed.info/sct"
 SIDE_CODES = {
@@ -56,6 +73,32 @@ def describe_finding(f: Finding) -> str:
     if f.size_mm is not None:
         text += f", {f.size_mm:g} mm"
     return text
+
+
+def _finding_code(f: Finding) -> dict[str, Any]:
+    label = FINDING_KINDS[f.finding].label
+    coding = []
+    if f.finding in SNOMED_FINDINGS:
+        code, display = SNOMED_FINDINGS[f.finding]
+        coding.append({"system": SNOMED, "code": code, "display": display})
+    coding.append({"system": FINDING_SYSTEM, "code": f.finding, "display": label})
+    return {"coding": coding, "text": label}
+
+
+def _device(result: ReportResult) -> dict[str, Any]:
+    """The model as a FHIR ``Device`` (fields shared by R4B and R5): name, version, card."""
+    card = result.card or {}
+    notes = [{"text": result.model_note}]
+    notes += [{"text": w} for w in result.warnings if w.startswith(("this model", "model card"))]
+    return {
+        "resourceType": "Device",
+        "id": DEVICE_ID,
+        "identifier": [{"system": "urn:mu2:model", "value": card.get("name") or result.model_id}],
+        "manufacturer": "mu2 (open-source research software)",
+        "modelNumber": result.model_id,
+        "version": [{"value": str(card.get("mu2_version") or "unknown")}],
+        "note": notes,
+    }
 
 
 def _observation(f: Finding, obs_id: str, subject: dict[str, str] | None) -> dict[str, Any]:
@@ -94,18 +137,10 @@ def _observation(f: Finding, obs_id: str, subject: dict[str, str] | None) -> dic
         "id": obs_id,
         "status": "preliminary",
         "category": [{"coding": [OBSERVATION_CATEGORY]}],
-        "code": {
-            "coding": [
-                {
-                    "system": FINDING_SYSTEM,
-                    "code": f.finding,
-                    "display": FINDING_KINDS[f.finding].label,
-                }
-            ],
-            "text": FINDING_KINDS[f.finding].label,
-        },
+        "code": _finding_code(f),
         "bodySite": {"text": f.organ},
         "valueString": describe_finding(f),
+        "device": {"reference": f"#{DEVICE_ID}"},
     }
     if subject is not None:
         obs["subject"] = subject
@@ -114,11 +149,15 @@ def _observation(f: Finding, obs_id: str, subject: dict[str, str] | None) -> dic
     return obs
 
 
-def conclusion_text(findings: list[Finding]) -> str:
-    """One-line conclusion from the structured findings extracted from the report."""
-    if not findings:
-        return "No abnormal findings reported."
-    return "Findings: " + "; ".join(describe_finding(f) for f in findings) + "."
+def conclusion_text(findings: list[Finding], warnings: list[str] | None = None) -> str:
+    """Conclusion from the structured findings, then the warnings every output carries
+    (model trained on synthetic data, not a CT, region forced, ...)."""
+    text = (
+        "Findings: " + "; ".join(describe_finding(f) for f in findings) + "."
+        if findings
+        else "No abnormal findings reported."
+    )
+    return " ".join([text, *(f"Warning: {w}." for w in warnings or [])])
 
 
 def to_fhir(
@@ -126,20 +165,28 @@ def to_fhir(
     patient_ref: str | None = None,
     issued: datetime | None = None,
     report_id: str = "mu2-report",
+    fhir_version: str = "R4B",
 ) -> dict[str, Any]:
     """The report as a FHIR R4 ``DiagnosticReport`` (JSON-ready dict).
 
     ``presentedForm`` carries the full report text (base64 text/plain); the structured
     findings become contained ``Observation``s referenced from ``result``.
-    ``patient_ref`` is a FHIR reference such as ``"Patient/123"``.
+    ``patient_ref`` is a FHIR reference such as ``"Patient/123"``. The model is a
+    contained ``Device`` (referenced from the report and every observation) whose note
+    says what it was trained on. ``fhir_version`` (R4B or R5) only changes the name of
+    the imaging-study link (``imagingStudy`` / ``study``), written when the DICOM study
+    UID is known; ``effectiveDateTime`` is the study date when known.
     """
+    if fhir_version not in FHIR_VERSIONS:
+        raise ValueError(f"fhir_version must be one of {FHIR_VERSIONS}, got {fhir_version!r}")
     issued = issued or datetime.now(timezone.utc)
     if issued.tzinfo is None:
         issued = issued.replace(tzinfo=timezone.utc)
     subject = {"reference": patient_ref} if patient_ref else None
-    contained = [
+    observations = [
         _observation(f, f"finding-{i + 1}", subject) for i, f in enumerate(result.findings)
     ]
+    contained = [_device(result), *observations]
     text = result.report
     report: dict[str, Any] = {
         "resourceType": "DiagnosticReport",
@@ -148,7 +195,7 @@ def to_fhir(
         "category": [{"coding": [REPORT_CATEGORY]}],
         "code": {"coding": [REPORT_CODE], "text": "CT report"},
         "issued": issued.isoformat(timespec="seconds"),
-        "conclusion": conclusion_text(result.findings),
+        "conclusion": conclusion_text(result.findings, result.warnings),
         "presentedForm": [
             {
                 "contentType": "text/plain",
@@ -158,9 +205,24 @@ def to_fhir(
             }
         ],
     }
+    report["extension"] = [
+        {"url": GENERATED_BY_URL, "valueReference": {"reference": f"#{DEVICE_ID}"}}
+    ]
+    study = (result.input or {}).get("study") or {}
+    if study.get("datetime"):
+        when = str(study["datetime"])
+        # FHIR wants a time zone with a time; DICOM times usually have none: keep the date
+        has_zone = when.endswith("Z") or "+" in when[10:] or "-" in when[10:]
+        report["effectiveDateTime"] = when if has_zone else when[:10]
+    if study.get("uid"):
+        link = {
+            "type": "ImagingStudy",
+            "identifier": {"system": "urn:dicom:uid", "value": f"urn:oid:{study['uid']}"},
+        }
+        report["imagingStudy" if fhir_version == "R4B" else "study"] = [link]
     if subject is not None:
         report["subject"] = subject
-    if contained:
-        report["contained"] = contained
-        report["result"] = [{"reference": f"#{o['id']}"} for o in contained]
+    report["contained"] = contained
+    if observations:
+        report["result"] = [{"reference": f"#{o['id']}"} for o in observations]
     return report

@@ -166,8 +166,11 @@ def save_heatmap_png(
     panels = len(slices) + 1
     cols = min(4, panels)
     rows = int(np.ceil(panels / cols))
-    fig = Figure(figsize=(3.2 * cols + 0.8, 3.4 * rows))
+    title_in = 0.2 * ((title or "").count("\n") + 1)  # room for a multi-line title
+    height = 3.4 * rows + title_in
+    fig = Figure(figsize=(3.2 * cols + 0.8, height))
     axes = fig.subplots(rows, cols, squeeze=False)
+    fig.subplots_adjust(top=1.0 - (title_in + 0.35) / height)
     flat = axes.ravel()
     for ax, z in zip(flat, slices, strict=False):
         _overlay(ax, _axial(ct_w[:, :, z]), _axial(heat[:, :, z]), cmap, sy / sx, vrange)
@@ -195,5 +198,7 @@ def save_heatmap_png(
     path = Path(path)
     if path.parent != Path(""):
         path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    # the title (question, model card, warnings) also as PNG text, for readers and tests
+    meta = {"Title": title} if title and path.suffix.lower() == ".png" else None
+    fig.savefig(path, dpi=110, metadata=meta)
     return path

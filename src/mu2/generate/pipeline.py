@@ -21,11 +21,14 @@ from safetensors import SafetensorError
 
 from mu2.errors import Mu2Error
 from mu2.findings.catalogue import REGIONS, Finding
+from mu2.generate.coverage import heatmap_peaks, scan_coverage
 from mu2.generate.heatmap import frames_to_input, normalise_heat, patches_to_frames
 from mu2.generate.home import resolve_model_dir
-from mu2.generate.regions import default_question, detect_regions
+from mu2.generate.regions import default_question
 from mu2.generate.result import ReportResult, Section
+from mu2.generate.scope import out_of_view_notes, plan_regions, tidy_findings
 from mu2.generate.settings import DEFAULT_MAX_NEW_TOKENS, GenerationSettings
+from mu2.io.content import check_ct_content
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +125,7 @@ class ReportGenerator:
         self, model: Any, device: str | torch.device, name: str, model_dir: Path | None
     ) -> None:
         from mu2.model import Mu2Processor
+        from mu2.model.card import model_card_of
         from mu2.preprocess import prep_config
 
         self.model_dir = model_dir
@@ -138,11 +142,20 @@ class ReportGenerator:
         cfg = model.config
         self.prep_cfg = prep_config(str(cfg.prep))
         self.model_id = f"{name} ({cfg.preset}, {cfg.size})"
+        self.card = model_card_of(model, model_dir, name)
 
     # -- questions -------------------------------------------------------------------------
-    @staticmethod
-    def plan_questions(volume: Any, question: str | None, region: str | None) -> list[Section]:
-        """Which questions to ask: the user's, one per chosen region, or per detected region."""
+    def plan_questions(
+        self,
+        volume: Any,
+        question: str | None,
+        region: str | None,
+        force: bool = False,
+        warnings: list[str] | None = None,
+    ) -> list[Section]:
+        """Which questions to ask: the user's, or one per region that the scan covers and
+        the model card lists (see :mod:`mu2.generate.scope`); plan warnings go to
+        ``warnings``."""
         if region is not None and region not in REGION_CHOICES:
             raise Mu2Error(
                 f"unknown region '{region}'", fix=f"choose one of {', '.join(REGION_CHOICES)}"
@@ -158,13 +171,18 @@ class ReportGenerator:
                     fix="drop --question for one answer per region, or drop --region",
                 )
             return [Section(question=question.strip(), text="", region=region)]
-        if region == "all":
-            regions = list(REGIONS)
-        elif region is not None:
-            regions = [region]
-        else:
-            regions = detect_regions(volume.array, volume.spacing)
-        return [Section(question=default_question(r), text="", region=r) for r in regions]
+        covered = scan_coverage(volume).regions
+        try:
+            plan = plan_regions(region, covered, self.card.regions, force)
+        except Mu2Error as err:  # the refusal names the scan it is about
+            where = volume.meta.get("path")
+            if err.path is not None or not where:
+                raise
+            message = str(err).removesuffix(f" -- fix: {err.fix}" if err.fix else "")
+            raise Mu2Error(message, path=str(where), fix=err.fix) from None
+        if warnings is not None:
+            warnings.extend(plan.warnings)
+        return [Section(question=default_question(r), text="", region=r) for r in plan.regions]
 
     # -- one scan ---------------------------------------------------------------------------
     def report(
@@ -181,6 +199,7 @@ class ReportGenerator:
         min_new_tokens: int = 0,
         allow_non_ct: bool = False,
         load_seconds: float = 0.0,
+        force: bool = False,
     ) -> ReportResult:
         """Report on one scan (path or an already loaded ``CTVolume``).
 
@@ -188,6 +207,8 @@ class ReportGenerator:
         ``"all"`` = chest, abdomen and pelvis (AMOS-MM style), or one region.
         ``load_seconds``: time the caller already spent reading ``scan`` when it passes a
         loaded volume, so the load / prepare / encode / generate split stays complete.
+        ``allow_non_ct``: report on a volume that does not look like CT (with a warning);
+        ``force``: ask a named region outside the scan or the model card (with a warning).
         """
         from mu2.io import CTVolume, load_ct
         from mu2.preprocess import prepare
@@ -199,8 +220,13 @@ class ReportGenerator:
         t0 = time.perf_counter()
         volume = scan if isinstance(scan, CTVolume) else load_ct(scan, allow_non_ct=allow_non_ct)
         timings["load"] = time.perf_counter() - t0 + float(load_seconds)
+        check_ct_content(volume, allow_non_ct=allow_non_ct)  # not CT: refused or warned
 
-        sections = self.plan_questions(volume, question, region)
+        t0 = time.perf_counter()
+        card_warning = [w for w in (self.card.warning(),) if w]
+        warnings = card_warning + list(volume.meta.get("warnings") or [])
+        sections = self.plan_questions(volume, question, region, force, warnings)
+        timings["coverage"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         prepared = prepare(volume, self.prep_cfg)
         timings["prepare"] = time.perf_counter() - t0
@@ -220,11 +246,12 @@ class ReportGenerator:
             ]
             heat = normalise_heat(np.mean(heats, axis=0))
             timings["heatmap"] = time.perf_counter() - t0  # patches -> voxels of the input
+        findings, notes = self._tidy(volume, sections, warnings)
         timings["total"] = sum(timings.values())
 
         return ReportResult(
             sections=sections,
-            findings=self._findings(sections),
+            findings=findings,
             timings=timings,
             model_id=self.model_id,
             input=_input_summary(volume, prepared),
@@ -234,7 +261,25 @@ class ReportGenerator:
                 "new_tokens": ans.new_tokens,
             },
             heatmap=heat,
+            card=self.card.to_dict(),
+            coverage=scan_coverage(volume).to_dict(),
+            warnings=warnings,
+            heatmap_peaks=heatmap_peaks(volume, heat) if heat is not None else {},
         )
+
+    @staticmethod
+    def _tidy(volume: Any, sections: list[Section], warnings: list[str]) -> tuple:
+        """Findings merged across sections, organs outside the field of view dropped."""
+        from mu2.findings.extract import extract_findings
+
+        per_section = [(s.region, extract_findings(s.text, region=s.region)) for s in sections]
+        coverage = scan_coverage(volume)
+        findings, tidy_warnings, notes = tidy_findings(per_section, coverage.organs)
+        for s in sections:
+            said = notes.get(s.region, [])
+            s.notes = said + out_of_view_notes(s.text, coverage.organs, said)
+        warnings.extend(tidy_warnings)
+        return findings, notes
 
     @staticmethod
     def _findings(sections: list[Section]) -> list[Finding]:
@@ -341,5 +386,13 @@ def _input_summary(volume: Any, prepared: Any) -> dict[str, Any]:
         "canonical_orientation": meta.get("canonical_orientation", "RAS"),
         "modality": meta.get("modality"),
         "frames": list(prepared.frames.shape),
+        "study": {
+            k: v
+            for k, v in (
+                ("uid", (meta.get("series") or {}).get("study_uid")),
+                ("datetime", (meta.get("series") or {}).get("study_datetime")),
+            )
+            if v
+        },
         "warnings": list(meta.get("warnings") or []),
     }

@@ -56,7 +56,23 @@ class _Series:
             "description": str(self.first.get("SeriesDescription", "")),
             "modality": str(self.first.get("Modality", "")),
             "n_files": len(self.slices),
+            # for the FHIR export: the study to link, and when the scan was taken
+            "study_uid": str(self.first.get("StudyInstanceUID", "")),
+            "study_datetime": _study_datetime(self.first),
         }
+
+
+def _study_datetime(ds: pydicom.Dataset) -> str | None:
+    """StudyDate (+ StudyTime) as ISO 8601 ('2020-01-31T10:22:05'), None when absent."""
+    d = str(ds.get("StudyDate", "") or ds.get("SeriesDate", "") or "").strip()
+    if len(d) != 8 or not d.isdigit():
+        return None
+    out = f"{d[:4]}-{d[4:6]}-{d[6:8]}"
+    t = str(ds.get("StudyTime", "") or "").split(".")[0].strip()
+    if len(t) >= 4 and t.isdigit():
+        t = (t + "00")[:6]
+        out += f"T{t[:2]}:{t[2:4]}:{t[4:6]}"
+    return out
 
 
 def _read_header(path: Path) -> pydicom.Dataset | None:

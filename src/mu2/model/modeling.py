@@ -23,6 +23,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from mu2.errors import Mu2Error
 from mu2.model import adapters, auto
+from mu2.model.card import CARD_FILE, ModelCard, load_card, save_card
 from mu2.model.configuration import Mu2Config
 from mu2.model.processing import Mu2Processor
 from mu2.model.projector import SpatialPoolingProjector
@@ -69,6 +70,7 @@ class Mu2ForConditionalGeneration(PreTrainedModel, GenerationMixin):
             # without one the LLM would not know how to apply its causal mask.
             self.language_model.set_attn_implementation(self.config._attn_implementation or "sdpa")
         self.processor: Mu2Processor | None = None  # attached by build() / from_pretrained()
+        self.model_card: ModelCard | None = None  # what it was trained on (mu2.model.card)
         if config.lora:
             adapters.inject_lora(self.language_model, config.lora)
         self.post_init()
@@ -111,6 +113,8 @@ class Mu2ForConditionalGeneration(PreTrainedModel, GenerationMixin):
             self.processor.save_pretrained(save_directory)
         if self.config.lora:
             adapters.save_adapter(self, Path(save_directory) / adapters.ADAPTER_SUBFOLDER)
+        if self.model_card is not None:
+            save_card(self.model_card, save_directory)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, adapter=None, **kwargs):
@@ -129,6 +133,8 @@ class Mu2ForConditionalGeneration(PreTrainedModel, GenerationMixin):
             model.generation_config = auto.default_generation_config(model.config)
         if (path / "processor_config.json").is_file():
             model.processor = Mu2Processor.from_pretrained(path)
+        if (path / CARD_FILE).is_file():
+            model.model_card = load_card(path)
         if adapter is not None:
             adapters.load_adapter(model, adapter)
         return model

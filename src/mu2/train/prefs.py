@@ -293,6 +293,9 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
                     "rejected_green": result.rejected_green,
                     "reference": row["answer"],
                     "judge": judge.name,
+                    # the model card of a DPO model reads where its pairs came from
+                    "region": row.get("region"),
+                    "dataset": row.get("dataset"),
                 },
             )
             summary.written += 1

@@ -1,6 +1,7 @@
 """``create_app``: the FastAPI app behind `mu2 serve` (JSON API plus one static page).
 
-Routes: ``POST /api/report`` (multipart: file, question, region, heatmap),
+Routes: ``POST /api/report`` (multipart: file, question, region, heatmap, force,
+allow_non_ct),
 ``GET /api/result/{id}`` (JSON), ``/api/result/{id}/fhir``, ``/api/heatmap/{id}`` (NIfTI),
 ``/api/volume/{id}/ct`` and ``/heat`` (the viewer's bytes), ``/api/health``, ``/api/model``,
 ``/openapi.json``, and the page at ``/``. FastAPI's ``/docs`` and ``/redoc`` are switched
@@ -58,6 +59,16 @@ _REPORT_BODY = {
                             "type": "boolean",
                             "description": "Compute the question-to-CT heat map (default true).",
                         },
+                        "force": {
+                            "type": "boolean",
+                            "description": "Ask a region the scan does not cover or the model "
+                            "card does not list (default false; the output then says so).",
+                        },
+                        "allow_non_ct": {
+                            "type": "boolean",
+                            "description": "Report on a volume that does not look like CT "
+                            "(MR, label map, blank; default false: 422).",
+                        },
                     },
                 }
             }
@@ -68,7 +79,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"description": "Malformed upload, or an unsafe zip (path traversal, links)."},
     413: {"description": "Upload larger than the limit, or a zip that unpacks too far."},
     415: {"description": "Not a .nii, .nii.gz, .npy or zipped DICOM series."},
-    422: {"description": "The scan cannot be read, or an unknown region."},
+    422: {
+        "description": "The scan cannot be read, is not a CT, or an unknown region or one "
+        "outside the scan / model card."
+    },
     503: {"description": "Too many requests already queued for the model."},
 }
 

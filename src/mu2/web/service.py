@@ -35,6 +35,20 @@ def _hide_paths(message: str, upload: Upload) -> str:
     return message
 
 
+# The CLI flags a refusal's fix names -> the form field (and page box) that does the same.
+WEB_FIXES = {
+    "add --allow-non-ct": "send allow_non_ct=true (the page's 'allow non-CT' box)",
+    "add --force": "send force=true (the page's 'ask the region anyway' box)",
+    "--region R --force": "a region with force=true",
+}
+
+
+def _web_fix(message: str) -> str:
+    for flag, field_ in WEB_FIXES.items():
+        message = message.replace(flag, field_)
+    return message
+
+
 class ReportService:
     """The model (loaded once), the single worker thread and the LRU of results."""
 
@@ -69,11 +83,22 @@ class ReportService:
                 "a question and region 'all' ask different things",
                 fix="leave the question empty for one answer per region, or choose one region",
             )
-        flag = (fields.get("heatmap") or "").strip().lower()
-        if flag and flag not in TRUE_WORDS + FALSE_WORDS:
-            raise UploadRejected(422, f"heatmap must be true or false, got '{flag}'")
-        heatmap = self.settings.heatmap and flag not in FALSE_WORDS
-        return {"question": question, "region": region, "heatmap": heatmap}
+        flags = {}
+        for name in ("heatmap", "force", "allow_non_ct"):
+            flag = (fields.get(name) or "").strip().lower()
+            if flag and flag not in TRUE_WORDS + FALSE_WORDS:
+                raise UploadRejected(422, f"{name} must be true or false, got '{flag}'")
+            flags[name] = flag
+        heatmap = self.settings.heatmap and flags["heatmap"] not in FALSE_WORDS
+        return {
+            "question": question,
+            "region": region,
+            "heatmap": heatmap,
+            # ask a region outside the scan / model card; report on a non-CT volume: both
+            # off unless asked, and then every output says so
+            "force": flags["force"] in TRUE_WORDS,
+            "allow_non_ct": flags["allow_non_ct"] in TRUE_WORDS,
+        }
 
     # -- one report -----------------------------------------------------------------------
     async def report(self, upload: Upload) -> tuple[str, StoredResult]:
@@ -85,7 +110,7 @@ class ReportService:
         except UploadRejected:
             raise
         except Mu2Error as err:
-            raise UploadRejected(422, _hide_paths(str(err), upload)) from None
+            raise UploadRejected(422, _web_fix(_hide_paths(str(err), upload))) from None
         stored.doc["timings"]["queue"] = round(waited, 4)
         self.store.put(rid, stored)
         return rid, stored
@@ -98,7 +123,7 @@ class ReportService:
 
         s = self.settings
         t0 = time.perf_counter()
-        volume = load_ct(upload.scan)
+        volume = load_ct(upload.scan, allow_non_ct=opts["allow_non_ct"])
         load_seconds = time.perf_counter() - t0
         result = self.generator.report(
             volume,
@@ -112,11 +137,14 @@ class ReportService:
             top_p=s.top_p,
             seed=s.seed,
             load_seconds=load_seconds,
+            allow_non_ct=opts["allow_non_ct"],
+            force=opts["force"],
         )
         result.input["path"] = upload.filename  # never the server's temp path
         result.input["warnings"] = [
             _hide_paths(str(w), upload) for w in result.input.get("warnings") or []
         ]
+        result.warnings = [_hide_paths(str(w), upload) for w in result.warnings]
         heat_nifti = None
         if result.heatmap is not None:
             path = save_heatmap_nifti(volume, result.heatmap, upload.workdir / "heatmap.nii.gz")
@@ -125,7 +153,8 @@ class ReportService:
         fhir = to_fhir(result, report_id=rid)
         doc = result.to_dict()
         doc["findings"] = [
-            {**f.to_dict(), "description": describe_finding(f)} for f in result.findings
+            {**d, "description": describe_finding(f)}
+            for f, d in zip(result.findings, doc["findings"], strict=True)
         ]
         stem = safe_stem(upload.filename)
         doc.update(
@@ -176,8 +205,12 @@ class ReportService:
         tok = dict(getattr(cfg, "tokenizer_config", None) or {})
         text_cfg = getattr(cfg, "text_config", None)
         model_dir = getattr(g, "model_dir", None)
+        card = getattr(g, "card", None)
         return {
             "model": g.model_id,
+            "card": card.to_dict() if card is not None else None,
+            "card_warning": card.warning() if card is not None else None,
+            "training_data": card.data_summary if card is not None else None,
             "model_dir": str(model_dir) if isinstance(model_dir, Path) else None,
             "preset": getattr(cfg, "preset", None),
             "size": getattr(cfg, "size", None),

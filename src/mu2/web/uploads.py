@@ -36,7 +36,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 NUMPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with entries, an empty zip
 NIFTI_HEADER_SIZES = (348, 540)  # sizeof_hdr of NIfTI-1 and NIfTI-2, either byte order
-FORM_FIELDS = ("question", "region", "heatmap")
+FORM_FIELDS = ("question", "region", "heatmap", "force", "allow_non_ct")
 MAX_FIELD_BYTES = 4096  # a question is a sentence
 COPY_CHUNK = 1024 * 1024
 

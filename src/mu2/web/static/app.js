@@ -138,7 +138,10 @@ function heatRange(heat) {
 function showReport(doc) {
   const warnings = $("#warnings");
   warnings.replaceChildren();
-  for (const w of (doc.input && doc.input.warnings) || []) {
+  // doc.warnings holds the model card's warning, non-CT, forced regions, dropped findings
+  // and the reader's warnings (doc.input.warnings) once each.
+  const all = [...(doc.warnings || []), ...((doc.input && doc.input.warnings) || [])];
+  for (const w of [...new Set(all)]) {
     const li = document.createElement("li");
     li.textContent = w;
     warnings.append(li);
@@ -159,6 +162,12 @@ function showReport(doc) {
     t.className = "text" + (s.text ? "" : " empty");
     t.textContent = s.text || "(the model gave an empty answer)";
     sec.append(h, q, t);
+    for (const n of s.notes || []) {
+      const p = document.createElement("p");
+      p.className = "muted";
+      p.textContent = `mu2 note: ${n}`;
+      sec.append(p);
+    }
     box.append(sec);
   }
   const body = $("#findings tbody");
@@ -175,7 +184,8 @@ function showReport(doc) {
   for (const f of doc.findings) {
     const tr = document.createElement("tr");
     const size = f.size_mm == null ? "" : `${f.size_mm} mm`;
-    const what = f.count > 1 ? `${f.finding} ×${f.count}` : f.finding;
+    const name = f.label || f.finding;  // human-readable name, not the catalogue code
+    const what = f.count > 1 ? `${name} ×${f.count}` : name;
     for (const v of [f.organ, what, f.side || "", size, f.severity || ""]) {
       const td = document.createElement("td");
       td.textContent = v;
@@ -200,7 +210,8 @@ function showReport(doc) {
   const t = doc.timings;
   const parts = ["queue", "load", "prepare", "encode", "generate", "total"]
     .filter((k) => k in t).map((k) => `${k} ${t[k].toFixed(2)} s`);
-  $("#timings").textContent = `${doc.model} · ${parts.join(" · ")}`;
+  const model = doc.model && doc.model.id ? doc.model.id : doc.model;
+  $("#timings").textContent = `${model} · ${parts.join(" · ")}`;
 }
 
 async function fetchBytes(url) {
@@ -218,11 +229,13 @@ async function showVolume(doc) {
   state.shape = v.shape;
   state.spacing = v.spacing_mm;
   state.heatRange = state.heat ? heatRange(state.heat) : [0, 255];
-  // Start on the peak of the heat map (or the middle of the scan).
+  // Start on the peak of the heat map (on the RAS grid the viewer shows) or the middle of
+  // the scan; the sagittal view starts at the middle (the midline), never at an edge.
   const peak = doc.heatmap
-    ? doc.heatmap.peak_voxel.map((p, k) => Math.min(Math.floor(p / v.step[k]), v.shape[k] - 1))
+    ? doc.heatmap.peak_voxel_canonical.map((p, k) =>
+        Math.min(Math.floor(p / v.step[k]), v.shape[k] - 1))
     : v.shape.map((n) => Math.floor(n / 2));
-  state.index = { sagittal: peak[0], coronal: peak[1], axial: peak[2] };
+  state.index = { sagittal: Math.floor(v.shape[0] / 2), coronal: peak[1], axial: peak[2] };
   for (const fig of document.querySelectorAll(".view")) {
     const g = geometry(fig.dataset.view);
     const slider = fig.querySelector(".slider");
@@ -234,13 +247,16 @@ async function showVolume(doc) {
 }
 
 function submit() {
-  if (!state.file) return;
+  if (!state.file || document.body.dataset.state === "busy") return;  // one run per request
   const form = new FormData();
   form.append("file", state.file, state.file.name);
   const q = $("#question").value.trim();
   if (q) form.append("question", q);
   form.append("region", $("#region").value);
   form.append("heatmap", $("#want-heat").checked ? "true" : "false");
+  // both off unless ticked: a refusal (422) names the box to tick; the report then warns
+  if ($("#force").checked) form.append("force", "true");
+  if ($("#allow-non-ct").checked) form.append("allow_non_ct", "true");
   const xhr = new XMLHttpRequest();
   xhr.open("POST", "/api/report");
   xhr.responseType = "json";
@@ -281,8 +297,7 @@ function chooseFile(file) {
   if (!file) return;
   state.file = file;
   $("#file-name").textContent = `${file.name} (${(file.size / 1048576).toFixed(1)} MB)`;
-  $("#run").disabled = false;
-  submit();
+  $("#run").disabled = false;  // the report runs on the button, once
 }
 
 function pick(fig, event) {
@@ -310,7 +325,9 @@ async function loadModelInfo() {
     $("#model-info").textContent =
       `model ${info.model} · tokenizer ${tok.preset || "?"}` +
       (tok.kind && tok.kind !== tok.preset ? ` (${tok.kind})` : "") +
-      ` · LLM ${info.llm || "?"} · findings read offline (${info.judge.name} judge)`;
+      ` · LLM ${info.llm || "?"} · findings read offline (${info.judge.name} judge)` +
+      ` · trained on ${info.training_data || "unknown data"}`;
+    if (info.card_warning) $("#card-warning").textContent = `Model card: ${info.card_warning}.`;
   } catch (err) {
     $("#model-info").textContent = "model information unavailable";
   }
