@@ -12,7 +12,8 @@ import torch
 
 from mu2.errors import Mu2Error
 from mu2.findings.writer import QUESTION_TEMPLATES
-from mu2.generate.pipeline import ReportGenerator, _generate_from_encoding
+from mu2.generate.decode import _generate_from_encoding
+from mu2.generate.pipeline import ReportGenerator
 from mu2.generate.regions import DEFAULT_QUESTION
 from mu2.io import load_ct
 
