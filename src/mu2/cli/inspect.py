@@ -11,7 +11,6 @@ from typing import Any
 import typer
 
 
-
 def _fmt(v: float) -> str:
     return f"{v:.4g}"
 

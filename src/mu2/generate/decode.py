@@ -66,7 +66,9 @@ def plan_batches(frames: Sequence[torch.Tensor], batch_size: int) -> list[list[i
     for i, f in enumerate(frames):
         groups.setdefault(int(f.shape[0]), []).append(i)
     return [
-        rows[s : s + batch_size] for rows in groups.values() for s in range(0, len(rows), batch_size)
+        rows[s : s + batch_size]
+        for rows in groups.values()
+        for s in range(0, len(rows), batch_size)
     ]
 
 
