@@ -80,7 +80,8 @@ class ReportGenerator:
     """Loads a mu2 model folder once and writes reports for CT scans.
 
     ``model_dir`` None means the demo model under ``$MU2_HOME`` (see :mod:`mu2.generate.home`).
-    ``dtype`` None keeps the saved weights' precision on CPU (float32).
+    ``dtype`` None keeps the saved weights' precision on CPU (float32) and is bfloat16 on
+    a GPU. ``decode_options``: batch size and KV cache of :func:`mu2.generate.decode.decode`.
     """
 
     def __init__(
@@ -94,6 +95,8 @@ class ReportGenerator:
 
         model_dir = resolve_model_dir(model_dir)
         t0 = time.perf_counter()
+        if dtype is None and _device(device).type == "cuda":
+            dtype = "bfloat16"  # GPU default: half the memory traffic of float32 decoding
         kwargs = {"dtype": _torch_dtype(dtype)} if dtype is not None else {}
         _device(device)  # a bad device fails before the (slow) load
         try:
