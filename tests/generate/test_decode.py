@@ -81,3 +81,28 @@ def test_report_cases_equals_report_per_scan(generator, real_ct_path, synth_dir)
 def test_plan_batches_groups_by_frame_count() -> None:
     a, b = torch.zeros(2, 1, 1, 1), torch.zeros(3, 1, 1, 1)
     assert plan_batches([a, b, a, a, b], 2) == [[0, 2], [3], [1, 4]]
+
+
+def test_static_kv_cache_gives_the_dynamic_answers(generator: ReportGenerator, rows) -> None:
+    """``cache: static`` (pre-allocated KV cache, left-padded batches) decodes the same greedy
+    tokens as the dynamic cache, and the static cache is really the one used."""
+    frames, questions = rows
+    settings = GenerationSettings(max_new_tokens=12, min_new_tokens=12)
+    model, proc = generator.model, generator.processor
+    caches: list[str] = []
+
+    def spy(_module, _args, kwargs):  # records the cache the LLM is called with
+        cache = kwargs.get("cache", kwargs.get("past_key_values"))  # name by transformers version
+        caches.append(type(cache).__name__)
+
+    dynamic = decode(model, proc, frames, questions, settings=settings,
+                     options=DecodeOptions(batch_size=7))  # fmt: skip
+    hook = model.language_model.register_forward_pre_hook(spy, with_kwargs=True)
+    try:
+        static = decode(model, proc, frames, questions, settings=settings,
+                        options=DecodeOptions(batch_size=7, cache="static"))  # fmt: skip
+    finally:
+        hook.remove()
+    assert caches and set(caches) == {"StaticCache"}, set(caches)
+    assert static.token_ids == dynamic.token_ids
+    assert static.texts == dynamic.texts

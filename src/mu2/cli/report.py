@@ -148,6 +148,9 @@ def register(app: typer.Typer) -> None:
         num_processes: int = typer.Option(
             1, "--num-processes", help="Batch: processes sharing the list (merged output)."
         ),
+        kv_cache: str = typer.Option(
+            "dynamic", "--kv-cache", help="dynamic, or static (pre-allocated; compiled on a GPU)."
+        ),
     ) -> None:
         """Write a radiology report for a CT scan (or a list of scans)."""
         opts = dict(locals())
@@ -172,9 +175,12 @@ def register(app: typer.Typer) -> None:
             "allow_non_ct": allow_non_ct,
         }
         GenerationSettings(max_new_tokens, sample, gen["temperature"], gen["top_p"], seed)
+        from mu2.generate.decode import DecodeOptions
+
+        DecodeOptions(cache=kv_cache)  # an unknown --kv-cache fails before the model loads
         if input_list is not None:
             job = BatchJob(str(model_dir), str(input_list), str(out), device, dtype,
-                           batch_size, workers, report=gen)  # fmt: skip
+                           batch_size, workers, report=gen, kv_cache=kv_cache)  # fmt: skip
             _run_batch(job, num_processes)
             return
 
@@ -184,7 +190,9 @@ def register(app: typer.Typer) -> None:
         _quiet_transformers()
         from mu2.generate.pipeline import ReportGenerator
 
-        generator = ReportGenerator(model_dir, device=device, dtype=dtype)
+        generator = ReportGenerator(
+            model_dir, device=device, dtype=dtype, decode_options=DecodeOptions(cache=kv_cache)
+        )
         want_heat = heatmap is not None or heatmap_nifti is not None
         gen.pop("allow_non_ct")
         result = generator.report(volume, heatmap=want_heat, load_seconds=load_seconds, **gen)

@@ -52,6 +52,7 @@ class BatchJob:
     batch_size: int = DEFAULT_BATCH_SCANS
     workers: int = DEFAULT_WORKERS
     report: dict[str, Any] = field(default_factory=dict)  # question, region, settings ...
+    kv_cache: str = "dynamic"  # DecodeOptions.cache: dynamic or static
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,9 @@ def run_job(job: BatchJob, shard: Shard, progress: bool = True) -> BatchResult |
     # One forward holds every question of the batch's scans (at most one per region).
     generator = ReportGenerator(
         job.model_dir, device=shard_device(job.device, shard), dtype=job.dtype,
-        decode_options=DecodeOptions(batch_size=job.batch_size * len(REGIONS)),
+        decode_options=DecodeOptions(
+            batch_size=job.batch_size * len(REGIONS), cache=job.kv_cache
+        ),
     )  # fmt: skip
     out = Path(job.out)
     result = run_batch(
