@@ -37,7 +37,8 @@ def varied_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def scan_list(tmp_path: Path, real_ct_path: Path, data_dir: Path) -> Path:
     (tmp_path / "bad.nii.gz").write_bytes(b"not a volume")
     shutil.copy(data_dir / "real-ct" / "example_ct_sm.nii.gz", tmp_path / "small.nii.gz")
-    lines = [str(real_ct_path), "bad.nii.gz", "small.nii.gz", "missing.nii.gz",
+    # Failures in both shards of two (bad: shard 1, missing: shard 0): the merge must sort.
+    lines = [str(real_ct_path), "bad.nii.gz", "missing.nii.gz", "small.nii.gz",
              str(data_dir / "real-ct" / "example_ct_dicom"), str(real_ct_path)]  # fmt: skip
     (tmp_path / "scans.txt").write_text("\n".join(lines) + "\n")
     return tmp_path / "scans.txt"
