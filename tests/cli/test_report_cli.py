@@ -78,6 +78,8 @@ def test_missing_model_tells_how_to_fix(
         (["SCAN", "--sample", "--top-p", "1.5"], "top_p must lie in (0, 1]"),
         (["SCAN", "--question", "  "], "--question is empty"),
         (["SCAN", "--question", "Any cyst?", "--region", "all"], "--region all"),
+        (["SCAN", "--kv-cache", "paged"], "unknown KV cache 'paged'"),
+        (["--input-list", "x.txt", "--out", "o", "--batch-size", "0"], "--batch-size must be"),
     ],
 )
 def test_option_errors_are_one_line(

@@ -36,6 +36,23 @@ def generator(tiny_model_dir: Path):
 
 
 @pytest.fixture(scope="session")
+def varied_generator(tiny_model_dir: Path):
+    """The real tiny model with every matrix redrawn at unit gain: a freshly built model
+    writes one token over and over, which would make any two decodes look alike."""
+    import torch
+
+    from mu2.generate.pipeline import ReportGenerator
+
+    gen = ReportGenerator(tiny_model_dir)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in gen.model.parameters():
+            if p.dim() >= 2:
+                p.normal_(0.0, 1.5 / p.shape[-1] ** 0.5)
+    return gen
+
+
+@pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six tiny synthetic cases with label maps (lesion voxels known)."""
     from mu2.data.synthetic.synth import synthesize

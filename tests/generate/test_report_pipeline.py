@@ -13,8 +13,9 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
 from mu2.errors import Mu2Error
 from mu2.findings.writer import QUESTION_TEMPLATES
+from mu2.generate.decode import _generate_from_encoding
 from mu2.generate.fhir import to_fhir
-from mu2.generate.pipeline import ReportGenerator, _generate_from_encoding
+from mu2.generate.pipeline import ReportGenerator
 from mu2.generate.regions import DEFAULT_QUESTION
 from mu2.io import load_ct
 

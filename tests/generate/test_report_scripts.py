@@ -53,3 +53,21 @@ def test_heatmap_hit_rate_script(
     assert script.main([*argv, "--limit", "1"]) == 0
     doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert doc["n"] == 1 and doc["chance"] == 0.1 and doc["rate"] in (0.0, 1.0)
+
+
+def test_gpu_decode_speed_script_dry_run(capsys: pytest.CaptureFixture[str]) -> None:
+    script = _load("gpu_decode_speed")
+    assert script.main(["--dry-run-tiny", "--runs", "1", "--batch", "2",
+                        "--max-new-tokens", "3"]) == 0  # fmt: skip
+    rows = []
+    for line in capsys.readouterr().out.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 6 and cells[0] in ("one scan", "batch of 2"):
+            rows.append(cells)
+    assert [(r[0], r[1]) for r in rows] == [
+        ("one scan", "dynamic"), ("batch of 2", "dynamic"),
+        ("one scan", "static"), ("batch of 2", "static"),
+    ]  # fmt: skip
+    # Each row decoded with the KV cache it names.
+    assert [r[2] for r in rows] == ["DynamicCache"] * 2 + ["StaticCache"] * 2
+    assert all(float(r[3]) > 0 and float(r[4]) > 0 for r in rows)

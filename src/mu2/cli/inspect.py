@@ -10,9 +10,6 @@ from typing import Any
 
 import typer
 
-from mu2.io import NotCTWarning, load_ct
-from mu2.io.summary import describe
-
 
 def _fmt(v: float) -> str:
     return f"{v:.4g}"
@@ -64,6 +61,9 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Print shape, spacing, orientation, HU statistics and modality of a scan."""
+        from mu2.io import NotCTWarning, load_ct  # on use: `mu2 --help` stays fast
+        from mu2.io.summary import describe
+
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", NotCTWarning)
             volume = load_ct(path, allow_non_ct=allow_non_ct, max_voxels=max_voxels)

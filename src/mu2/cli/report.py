@@ -18,6 +18,7 @@ from typing import Any
 import typer
 
 from mu2.errors import Mu2Error
+from mu2.generate.batch import DEFAULT_BATCH_SCANS, DEFAULT_WORKERS
 from mu2.generate.settings import DEFAULT_MAX_NEW_TOKENS, GenerationSettings
 
 REGION_HELP = "chest, abdomen, pelvis, or all (one answer per region, AMOS-MM style)."
@@ -167,12 +168,25 @@ def register(app: typer.Typer) -> None:
         out: Path | None = typer.Option(
             None, "--out", help="Folder for the per-case JSON (batch)."
         ),
+        batch_size: int = typer.Option(
+            DEFAULT_BATCH_SCANS, "--batch-size", help="Batch: scans decoded together."
+        ),
+        workers: int = typer.Option(
+            DEFAULT_WORKERS, "--workers", help="Batch: threads reading the next scans."
+        ),
+        num_processes: int = typer.Option(
+            1, "--num-processes", help="Batch: processes sharing the list (merged output)."
+        ),
+        kv_cache: str = typer.Option(
+            "dynamic", "--kv-cache", help="dynamic, or static (pre-allocated; compiled on a GPU)."
+        ),
     ) -> None:
         """Write a radiology report for a CT scan (or a list of scans)."""
         opts = dict(locals())
         _check_options(opts)
         from mu2.generate.home import resolve_model_dir
         from mu2.generate.pipeline import REGION_CHOICES
+        from mu2.generate.shard import BatchJob
 
         if region is not None and region not in REGION_CHOICES:
             raise Mu2Error(
@@ -191,8 +205,13 @@ def register(app: typer.Typer) -> None:
             "force": force,
         }
         GenerationSettings(max_new_tokens, sample, gen["temperature"], gen["top_p"], seed)
+        from mu2.generate.decode import DecodeOptions
+
+        DecodeOptions(cache=kv_cache)  # an unknown --kv-cache fails before the model loads
         if input_list is not None:
-            _run_batch(model_dir, device, dtype, input_list, out, gen)
+            job = BatchJob(str(model_dir), str(input_list), str(out), device, dtype,
+                           batch_size, workers, report=gen, kv_cache=kv_cache)  # fmt: skip
+            _run_batch(job, num_processes)
             return
 
         startup = process_age_s()
@@ -203,7 +222,9 @@ def register(app: typer.Typer) -> None:
         _quiet_transformers()
         from mu2.generate.pipeline import ReportGenerator
 
-        generator = ReportGenerator(model_dir, device=device, dtype=dtype)
+        generator = ReportGenerator(
+            model_dir, device=device, dtype=dtype, decode_options=DecodeOptions(cache=kv_cache)
+        )
         model_seconds = time.perf_counter() - t0  # imports of torch / transformers + weights
         want_heat = heatmap is not None or heatmap_nifti is not None
         result = generator.report(volume, heatmap=want_heat, load_seconds=load_seconds, **gen)
@@ -258,19 +279,30 @@ def _write_outputs(
     return outputs
 
 
-def _run_batch(
-    model_dir: Path, device: str, dtype: str | None, input_list: Path, out: Path, gen: dict
-) -> None:
-    from mu2.generate.batch import read_input_list, run_batch
-    from mu2.generate.pipeline import ReportGenerator
+def _run_batch(job: Any, num_processes: int) -> None:
+    """``--input-list``: one process, ``--num-processes N`` of them, or this process's rank
+    of a launcher (torchrun / accelerate launch); the merging process prints the summary."""
+    from mu2.generate.batch import read_input_list
+    from mu2.generate.shard import current_shard, run_job, spawn
 
-    scans = read_input_list(input_list)
+    if num_processes < 1 or job.batch_size < 1 or job.workers < 0:
+        raise Mu2Error(
+            "--num-processes and --batch-size must be >= 1, --workers >= 0",
+            fix="e.g. --batch-size 8 --workers 2 --num-processes 2",
+        )
+    read_input_list(job.input_list)  # a bad list fails here, before any model loads
+    shard = current_shard()
     _quiet_transformers()
-    generator = ReportGenerator(model_dir, device=device, dtype=dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # per-case HU warnings would break the progress bar
-        result = run_batch(generator, scans, out, progress=True, **gen)
-    print(f"wrote {len(result.written)} report(s) to {out}")
+        if num_processes > 1 and shard.count == 1:
+            Path(job.out).mkdir(parents=True, exist_ok=True)
+            result = spawn(job, num_processes)
+        else:
+            result = run_job(job, shard, progress=shard.index == 0)
+    if result is None:  # a rank that did not merge: rank 0 prints the summary
+        return
+    print(f"wrote {len(result.written)} report(s) to {job.out}")
     if result.failed:
         print(f"{len(result.failed)} scan(s) failed:", file=sys.stderr)
         for scan, message in result.failed:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from mu2.metrics import EvalConfig, EvalResult, evaluate
 
@@ -44,44 +43,30 @@ def predict_test(
     label: str = "predict",
 ) -> list[dict[str, Any]]:
     """Greedy reports for the report rows of ``test_jsonl``; rows also written to ``out_path``."""
-    from mu2.engine.dataset import CTCaseDataset, prepare_fn
+    from mu2.generate.predict import predict_split
     from mu2.model import Mu2ForConditionalGeneration
-    from mu2.train.sampling import generate_reports
 
     dev = resolve_device(device)
     model = Mu2ForConditionalGeneration.from_pretrained(str(model_dir)).to(dev).eval()
-    prep, key = prepare_fn(str(model.config.prep))
     # Prepared frames come from the disk cache the training stages filled (same prep key).
-    data = CTCaseDataset(
-        test_jsonl, prep, cache="disk", cache_dir=cache_dir, cache_key=key,
+    predicted = predict_split(
+        model, test_jsonl, cache_dir=cache_dir, tasks=(REPORT_TASK,), batch_size=batch_size,
+        max_new_tokens=max_new_tokens, device=dev, max_cases=max_cases, label=label,
         required=("image", "question", "answer"),
     )  # fmt: skip
-    indices = [i for i, r in enumerate(data.rows) if r.get("task", REPORT_TASK) == REPORT_TASK]
-    indices = indices[:max_cases]
-    rows: list[dict[str, Any]] = []
-    for start in tqdm(range(0, len(indices), batch_size), desc=label, unit="batch"):
-        items = [data[i] for i in indices[start : start + batch_size]]
-        texts = generate_reports(
-            model,
-            model.processor,
-            [it["frames"] for it in items],  # each (T, K, H, W)
-            [it["question"] for it in items],
-            device=dev,
-            max_new_tokens=max_new_tokens,
-        )
-        for it, text in zip(items, texts, strict=True):
-            rows.append(
-                {
-                    "id": it["id"],
-                    "case_id": it.get("case_id"),
-                    "question": it["question"],
-                    "prediction": text,
-                    "reference": it["answer"],
-                    "region": it.get("region"),
-                    "dataset": it.get("dataset"),
-                    "findings": it.get("findings", []),
-                }
-            )
+    rows = [
+        {
+            "id": r["id"],
+            "case_id": r.get("case_id"),
+            "question": r["question"],
+            "prediction": r["prediction"],
+            "reference": r["reference"],
+            "region": r.get("region"),
+            "dataset": r.get("dataset"),
+            "findings": r.get("findings", []),
+        }
+        for r in predicted
+    ]
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -1,17 +1,19 @@
 """``ReportGenerator``: a trained mu2 model folder -> reports for CT scans.
 
 The model is loaded once; each ``report`` call reads a scan, prepares its frames, encodes
-them once for all questions (vision tower + mu2 tokenizer, with the question-to-patch
-attribution when a heat map is wanted) and decodes one answer per question. Timings are
-split into load / prepare / encode / generate so slow steps are visible.
+them (vision tower once, mu2 tokenizer per question, with the question-to-patch attribution
+when a heat map is wanted) and decodes one answer per question. ``report_cases`` does the
+same for many prepared scans at once: all their questions are decoded as batches by
+:func:`mu2.generate.decode.decode`, the one decode path of the package. Timings are split
+into load / prepare / encode / generate so slow steps are visible.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from safetensors import SafetensorError
 from mu2.errors import Mu2Error
 from mu2.findings.catalogue import REGIONS, Finding
 from mu2.generate.coverage import heatmap_peaks, scan_coverage
+from mu2.generate.decode import DecodeOptions, decode
 from mu2.generate.heatmap import frames_to_input, normalise_heat, patches_to_frames
 from mu2.generate.home import resolve_model_dir
 from mu2.generate.regions import default_question
@@ -36,12 +39,16 @@ REGION_CHOICES: tuple[str, ...] = (*REGIONS, "all")
 
 
 @dataclass
-class _Answers:
-    texts: list[str]
-    attribution: torch.Tensor | None  # (B, T, gz, gy, gx)
-    encode_seconds: float
-    generate_seconds: float
-    new_tokens: list[int]
+class PreparedCase:
+    """A scan read and prepared, with its questions planned: the input of ``report_cases``
+    (made by ``prepare_case``, which a background worker may run while the model decodes)."""
+
+    volume: Any
+    sections: list[Section]
+    prepared: Any  # mu2.preprocess.Prepared: frames (T, K, H, W) and the mapping back
+    timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    """What the reader of the report must know (model card, non-CT content, forced regions)."""
 
 
 def _torch_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
@@ -78,7 +85,8 @@ class ReportGenerator:
     """Loads a mu2 model folder once and writes reports for CT scans.
 
     ``model_dir`` None means the demo model under ``$MU2_HOME`` (see :mod:`mu2.generate.home`).
-    ``dtype`` None keeps the saved weights' precision on CPU (float32).
+    ``dtype`` None keeps the saved weights' precision on CPU (float32) and is bfloat16 on
+    a GPU. ``decode_options``: batch size and KV cache of :func:`mu2.generate.decode.decode`.
     """
 
     def __init__(
@@ -86,11 +94,14 @@ class ReportGenerator:
         model_dir: str | Path | None = None,
         device: str | torch.device = "cpu",
         dtype: str | torch.dtype | None = None,
+        decode_options: DecodeOptions | None = None,
     ) -> None:
         from mu2.model import Mu2ForConditionalGeneration
 
         model_dir = resolve_model_dir(model_dir)
         t0 = time.perf_counter()
+        if dtype is None and _device(device).type == "cuda":
+            dtype = "bfloat16"  # GPU default: half the memory traffic of float32 decoding
         kwargs = {"dtype": _torch_dtype(dtype)} if dtype is not None else {}
         _device(device)  # a bad device fails before the (slow) load
         try:
@@ -105,19 +116,25 @@ class ReportGenerator:
                 fix="pass a folder written by `mu2 train` or `mu2 demo`",
             ) from err
         self._setup(model, device, model_dir.name, model_dir)
+        self.decode_options = decode_options or DecodeOptions()
         _sync(self.device)
         self.load_seconds = time.perf_counter() - t0
         log.info("loaded %s in %.2f s", model_dir, self.load_seconds)
 
     @classmethod
     def from_model(
-        cls, model: Any, device: str | torch.device = "cpu", name: str = "in-memory"
+        cls,
+        model: Any,
+        device: str | torch.device = "cpu",
+        name: str = "in-memory",
+        decode_options: DecodeOptions | None = None,
     ) -> ReportGenerator:
         """Wrap a model already in memory (e.g. right after training, or a random-init
         paper-size model for latency checks) without saving and reloading it. The model is
         moved to ``device`` and put in eval mode."""
         self = cls.__new__(cls)
         self._setup(model, device, name, None)
+        self.decode_options = decode_options or DecodeOptions()
         self.load_seconds = 0.0
         return self
 
@@ -210,12 +227,27 @@ class ReportGenerator:
         ``allow_non_ct``: report on a volume that does not look like CT (with a warning);
         ``force``: ask a named region outside the scan or the model card (with a warning).
         """
-        from mu2.io import CTVolume, load_ct
-        from mu2.preprocess import prepare
-
         settings = GenerationSettings(
             max_new_tokens, do_sample, temperature, top_p, seed, min_new_tokens
         )
+        case = self.prepare_case(scan, question, region, allow_non_ct, load_seconds, force)
+        return self.report_cases([case], settings, heatmap=heatmap)[0]
+
+    def prepare_case(
+        self,
+        scan: str | Path | Any,
+        question: str | None = None,
+        region: str | None = None,
+        allow_non_ct: bool = False,
+        load_seconds: float = 0.0,
+        force: bool = False,
+    ) -> PreparedCase:
+        """Read (unless ``scan`` is a loaded ``CTVolume``), plan the questions, prepare frames.
+
+        Needs no model: thread-safe, so a batch runs it for the next scans while decoding."""
+        from mu2.io import CTVolume, load_ct
+        from mu2.preprocess import prepare
+
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         volume = scan if isinstance(scan, CTVolume) else load_ct(scan, allow_non_ct=allow_non_ct)
@@ -230,19 +262,81 @@ class ReportGenerator:
         t0 = time.perf_counter()
         prepared = prepare(volume, self.prep_cfg)
         timings["prepare"] = time.perf_counter() - t0
+        return PreparedCase(volume, sections, prepared, timings, warnings)
 
-        ans = self._answer(prepared.frames, [s.question for s in sections], settings, heatmap)
-        timings["encode"], timings["generate"] = ans.encode_seconds, ans.generate_seconds
-        for s, text in zip(sections, ans.texts, strict=True):
-            s.text = text.strip()
-        attribution = ans.attribution
+    def report_cases(
+        self,
+        cases: Sequence[PreparedCase],
+        settings: GenerationSettings | None = None,
+        heatmap: bool = False,
+    ) -> list[ReportResult]:
+        """Reports for prepared scans; all their questions decoded together in batches of
+        ``self.decode_options.batch_size``. The encode / generate seconds of a shared batch
+        are split over its cases by their number of questions.
 
+        Sampled answers are drawn per case from ``settings.seed``, as one ``report`` call
+        draws them, so a scan's sampled report does not depend on its batch neighbours."""
+        settings = settings or GenerationSettings()
+        rows = [(c, s) for c in cases for s in c.sections]
+        frames = [c.prepared.frames for c, _ in rows]  # one tensor per case: encoded once
+        questions = [s.question for _, s in rows]
+        if settings.do_sample:
+            parts = [self._decode([c.prepared.frames] * len(c.sections),
+                                  [s.question for s in c.sections], settings, heatmap)
+                     for c in cases]  # fmt: skip
+        else:
+            parts = [self._decode(frames, questions, settings, heatmap)]
+        texts = [t for p in parts for t in p.texts]
+        counts = [n for p in parts for n in p.new_tokens]
+        attrs = [a for p in parts for a in (p.attribution or [None] * len(p.texts))]
+        enc_s = sum(p.encode_seconds for p in parts)
+        gen_s = sum(p.generate_seconds for p in parts)
+        for (_, section), text in zip(rows, texts, strict=True):
+            section.text = text.strip()
+        results, start = [], 0
+        for case in cases:
+            n = len(case.sections)
+            share = n / max(len(rows), 1)
+            timings = dict(case.timings)
+            timings["encode"], timings["generate"] = enc_s * share, gen_s * share
+            results.append(
+                self._result(case, settings, timings, counts[start : start + n],
+                             attrs[start : start + n] if heatmap else [])
+            )  # fmt: skip
+            start += n
+        return results
+
+    def _decode(
+        self, frames: list[Any], questions: list[str], settings: GenerationSettings, heat: bool
+    ) -> Any:
+        return decode(
+            self.model,
+            self.processor,
+            frames,
+            questions,
+            settings=settings,
+            options=self.decode_options,
+            device=self.device,
+            attribution=heat,
+            seed=settings.seed,
+        )
+
+    def _result(
+        self,
+        case: PreparedCase,
+        settings: GenerationSettings,
+        timings: dict[str, float],
+        new_tokens: list[int],
+        attribution: list[Any],
+    ) -> ReportResult:
+        prepared, sections = case.prepared, case.sections
+        volume, warnings = case.volume, case.warnings
         heat = None
-        if attribution is not None:
+        if attribution and all(a is not None for a in attribution):
             t0 = time.perf_counter()
             heats = [
                 frames_to_input(patches_to_frames(a, prepared.frames.shape[1:]), prepared)
-                for a in attribution  # (B, T, gz, gy, gx): one map per question
+                for a in attribution  # (T, gz, gy, gx): one map per question
             ]
             heat = normalise_heat(np.mean(heats, axis=0))
             timings["heatmap"] = time.perf_counter() - t0  # patches -> voxels of the input
@@ -254,11 +348,11 @@ class ReportGenerator:
             findings=findings,
             timings=timings,
             model_id=self.model_id,
-            input=_input_summary(volume, prepared),
+            input=_input_summary(case.volume, prepared),
             generation={
                 **settings.hf_kwargs(),
                 **({"seed": settings.seed} if settings.do_sample else {}),
-                "new_tokens": ans.new_tokens,
+                "new_tokens": new_tokens,
             },
             heatmap=heat,
             card=self.card.to_dict(),
@@ -290,88 +384,6 @@ class ReportGenerator:
         for s in sections:
             out.extend(extract_findings(s.text, region=s.region))
         return out
-
-    @torch.inference_mode()
-    def _answer(
-        self,
-        frames: torch.Tensor,
-        questions: list[str],
-        settings: GenerationSettings,
-        attribution: bool,
-    ) -> _Answers:
-        """frames (T, K, H, W) + questions -> answers, attribution (B, T, gz, gy, gx), seconds."""
-        model, proc = self.model, self.processor
-        b = len(questions)
-        batch = {k: v.to(self.device) for k, v in proc(questions).items()}
-        # One volume asked B questions: (T, K, H, W) -> (1, T, K, H, W) -> (B, T, K, H, W)
-        pixel_values, frame_mask = proc.pad_frames([frames])
-        pixel_values = pixel_values.to(self.device).expand(b, *pixel_values.shape[1:])
-        frame_mask = frame_mask.to(self.device).expand(b, -1)
-
-        t0 = time.perf_counter()
-        enc = model.encode_images(
-            pixel_values,
-            frame_mask,
-            batch["question_ids"],
-            batch["question_mask"],
-            return_attribution=attribution,
-        )
-        _sync(self.device)
-        enc_s = time.perf_counter() - t0
-
-        tok = proc.tokenizer
-        kw = settings.hf_kwargs()
-        kw.update(pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-        t0 = time.perf_counter()
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(settings.seed)  # sampling draws from torch's RNG; restored after
-            new_tokens = _generate_from_encoding(model, enc, batch, **kw)
-        _sync(self.device)
-        gen_s = time.perf_counter() - t0
-        new_tokens = new_tokens.cpu()
-        texts = proc.batch_decode(new_tokens, skip_special_tokens=True)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        counts = [int(n) for n in (new_tokens != pad).sum(dim=1)]  # finished rows are padded
-        attr = (
-            enc.attribution.float().cpu() if (attribution and enc.attribution is not None) else None
-        )
-        return _Answers(texts, attr, enc_s, gen_s, counts)
-
-
-def _generate_from_encoding(
-    model: Any, enc: Any, batch: dict[str, torch.Tensor], **gen_kwargs: Any
-) -> torch.Tensor:
-    """Decode with visual tokens computed once (so encode and generate are timed apart).
-
-    Uses ``model.generate(image_encoding=...)`` when the model offers it; otherwise scatters
-    the visual tokens into the prompt embeddings here, as the model's own merge does.
-    """
-    if "image_encoding" in inspect.signature(model.generate).parameters:
-        return model.generate(
-            input_ids=batch["input_ids"],
-            attention_mask=batch["attention_mask"],
-            image_encoding=enc,
-            **gen_kwargs,
-        )
-    input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
-    embeds = model.get_input_embeddings()(input_ids)  # (B, L, E)
-    is_image = input_ids == model.config.image_token_id  # (B, L)
-    counts = is_image.sum(dim=1).tolist()
-    if any(c != enc.tokens.shape[1] for c in counts):
-        raise Mu2Error(
-            f"prompt holds {counts} image placeholders but the encoder gave {enc.tokens.shape[1]}",
-            fix="the model folder's processor does not match its weights; re-save the model",
-        )
-    # (B, Q, E) visual tokens into the (B, L, E) placeholder positions
-    embeds = embeds.masked_scatter(
-        is_image[..., None].expand_as(embeds), enc.tokens.to(embeds.dtype)
-    )
-    if not bool(enc.mask.all()):
-        attention_mask = attention_mask.clone()
-        attention_mask[is_image] = enc.mask.reshape(-1).to(attention_mask.dtype)
-    return model.language_model.generate(
-        inputs_embeds=embeds, attention_mask=attention_mask, **gen_kwargs
-    )
 
 
 def _input_summary(volume: Any, prepared: Any) -> dict[str, Any]:

@@ -224,8 +224,8 @@ class Mu2ForConditionalGeneration(PreTrainedModel, GenerationMixin):
         frame_mask = frame_mask.to(pixel_values.device).bool()
         dtype = self.projector.mlp[0].weight.dtype
         real = frame_mask.reshape(-1).nonzero().squeeze(1)  # (F,) indices of real frames
-        frames = pixel_values.reshape(b * t, 1, k, h, w)[real].to(dtype)  # (F, 1, K, H, W)
-        if patches is None:
+        if patches is None:  # with patches, pixel_values only gives the shape
+            frames = pixel_values.reshape(b * t, 1, k, h, w)[real].to(dtype)  # (F, 1, K, H, W)
             patches = self.vision_tower(frames)  # (F, N0, E_v)
         tokens = self.projector(patches)  # (F, N, E)
         n, e = tokens.shape[1:]

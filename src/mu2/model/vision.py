@@ -1,6 +1,6 @@
-"""ViT3D: the M3D-CLIP vision tower (a MONAI ``ViT``) applied to each frame of a volume.
+"""ViT3D: the M3D-CLIP vision tower (MONAI's ``ViT``) applied to each frame of a volume.
 
-The MONAI module is kept as is (``VisionTower.vit``) so that an M3D-CLIP
+``VisionTower.vit`` has MONAI's module layout (:mod:`mu2.model.vit3d`) so that an M3D-CLIP
 ``pretrained_ViT.bin`` state dict (MONAI key names: ``cls_token``,
 ``patch_embedding.position_embeddings``, ``blocks.N.mlp.linear1.weight``, ...) loads strictly.
 Its classification head exists only for that key layout: the tower returns the normed
@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from monai.networks.nets import ViT
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from mu2.errors import Mu2Error
+from mu2.model.vit3d import ViT3D
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,10 @@ class VisionConfig:
             raise Mu2Error(
                 f"vision img_size {self.img_size} is not a multiple of patch {self.patch_size}"
             )
+        if self.proj_type != "perceptron":
+            raise Mu2Error(
+                f"vision proj_type {self.proj_type!r}: only 'perceptron' (M3D-CLIP) is supported"
+            )
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -85,7 +89,9 @@ class VisionTower(nn.Module):
     def __init__(self, config: VisionConfig):
         super().__init__()
         self.config = config
-        self.vit = ViT(
+        # MONAI's ViT layout and init, without importing MONAI (see mu2.model.vit3d);
+        # classification layout (cls_token + classification_head keys) as in M3D-CLIP.
+        self.vit = ViT3D(
             in_channels=1,
             img_size=config.img_size,
             patch_size=config.patch_size,
@@ -93,10 +99,7 @@ class VisionTower(nn.Module):
             mlp_dim=config.mlp_dim,
             num_layers=config.num_layers,
             num_heads=config.num_heads,
-            proj_type=config.proj_type,
-            classification=True,  # M3D-CLIP layout: cls_token + classification_head keys
             dropout_rate=config.dropout,
-            spatial_dims=3,
         )
         for block in self.vit.blocks:
             block.attn.use_flash_attention = bool(config.sdpa)

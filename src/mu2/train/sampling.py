@@ -22,7 +22,6 @@ def model_inputs(batch: dict[str, Any]) -> dict[str, Any]:
     return {k: batch[k] for k in MODEL_INPUTS if k in batch}
 
 
-@torch.no_grad()
 def generate_reports(
     model: Any,
     processor: Any,
@@ -35,18 +34,17 @@ def generate_reports(
     temperature: float = 1.0,
     top_p: float = 1.0,
 ) -> list[str]:
-    """One report per (frames (T, K, H, W), question); greedy unless ``do_sample``."""
-    pixel_values, frame_mask = processor.pad_frames(frames)  # (B, T, K, H, W), (B, T)
-    prompts = processor(questions)  # left padded for generation
-    inputs = {
-        "pixel_values": pixel_values.to(device),
-        "frame_mask": frame_mask.to(device),
-        **{k: v.to(device) for k, v in prompts.items()},
-    }
-    sampling = (
-        {"do_sample": True, "temperature": temperature, "top_p": top_p}
-        if do_sample
-        else {"do_sample": False}
+    """One report per (frames (T, K, H, W), question); greedy unless ``do_sample``.
+
+    Decoded by :func:`mu2.generate.decode.decode` (the package's one decode path) as one
+    batch per frame count, drawing samples from the caller's RNG."""
+    from mu2.generate.decode import DecodeOptions, decode
+    from mu2.generate.settings import GenerationSettings
+
+    settings = GenerationSettings(
+        max_new_tokens=max_new_tokens, do_sample=do_sample, temperature=temperature, top_p=top_p
     )
-    new_ids = model.generate(**inputs, max_new_tokens=max_new_tokens, **sampling)
-    return [text.strip() for text in processor.batch_decode(new_ids, skip_special_tokens=True)]
+    options = DecodeOptions(batch_size=max(1, len(frames)))
+    return decode(
+        model, processor, frames, questions, settings=settings, options=options, device=device
+    ).texts
