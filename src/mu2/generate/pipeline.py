@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +95,16 @@ class ReportGenerator:
             model = Mu2ForConditionalGeneration.from_pretrained(model_dir, **kwargs)
         except Mu2Error:
             raise
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
+        except (
+            OSError,
+            EOFError,
+            ValueError,
+            KeyError,
+            TypeError,
+            RuntimeError,
+            SafetensorError,
+            pickle.UnpicklingError,  # a pytorch_model.bin that weights_only refuses to unpickle
+        ) as err:
             # A folder that is not (or no longer) a complete saved model: one line, not a trace.
             raise Mu2Error(
                 f"cannot load the model ({type(err).__name__}: {_first_line(err)})",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 from typing import Any
@@ -12,18 +13,57 @@ import numpy as np
 from nibabel.filebasedimages import ImageFileError
 
 from mu2.errors import Mu2Error
-from mu2.io.checks import check_memory, short_reason, spatial_shape
+from mu2.io.checks import (
+    check_compression,
+    check_dtype,
+    check_geometry,
+    check_memory,
+    short_reason,
+    spatial_shape,
+)
 
 _FIX_CORRUPT = "re-export or re-download the file; check that the copy finished"
 
 
-def read_nifti(path: Path, max_voxels: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """Return (data in file order as float32, affine, meta) for a .nii / .nii.gz file."""
+def _check_stored_size(img: Any, path: Path, shape: tuple[int, ...]) -> None:
+    """Header against file size, before any voxel is read: a truncated .nii, or a .nii.gz
+    that would inflate too far (see :func:`mu2.io.checks.check_compression`)."""
+    where = str(path)
+    voxel_bytes = math.prod(shape) * img.get_data_dtype().itemsize
+    stored = path.stat().st_size
+    if path.name.lower().endswith(".gz"):
+        check_compression(stored, voxel_bytes, where)
+        return
+    offset = int(img.header.get("vox_offset", 0) or 0)
+    if stored < offset + voxel_bytes:
+        raise Mu2Error(
+            f"file holds {stored:,} bytes but its header needs {offset + voxel_bytes:,} "
+            "(truncated)",
+            path=where,
+            fix=_FIX_CORRUPT,
+        )
+
+
+def read_nifti(
+    path: Path, max_voxels: int, max_memory_bytes: int | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Return (data in file order as float32, affine, meta) for a .nii / .nii.gz file.
+
+    Header checks (dtype, geometry, size against the memory caps and the file's own size)
+    all run before the voxels are read.
+    """
     where = str(path)
     try:
         img = nib.load(where)  # reads the header only
-    except (ImageFileError, gzip.BadGzipFile) as err:
-        what = "not gzip data" if "gzip" in str(err) else "no NIfTI header"
+    except (ImageFileError, gzip.BadGzipFile):
+        with open(where, "rb") as fh:
+            is_gzip = fh.read(2) == b"\x1f\x8b"
+        named_gz = path.name.lower().endswith(".gz")
+        what = (
+            "no NIfTI header"
+            if is_gzip == named_gz
+            else ("not gzip data" if named_gz else "gzip data, but not named .gz")
+        )
         raise Mu2Error(
             f"not a NIfTI file ({what}, although named {path.name})",
             path=where,
@@ -36,8 +76,11 @@ def read_nifti(path: Path, max_voxels: int) -> tuple[np.ndarray, np.ndarray, dic
             fix=_FIX_CORRUPT,
         ) from None
     header_shape = tuple(int(s) for s in img.shape)
-    check_memory(header_shape, max_voxels, where)
+    check_dtype(img.get_data_dtype(), where)
+    check_memory(header_shape, max_voxels, where, max_memory_bytes)
     shape = spatial_shape(header_shape, where)
+    check_geometry(img.affine, where, "the qform/sform affine")
+    _check_stored_size(img, path, header_shape)
     try:
         # get_fdata applies scl_slope / scl_inter exactly once.
         data = img.get_fdata(dtype=np.float32)

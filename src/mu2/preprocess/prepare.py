@@ -72,7 +72,9 @@ def plan(crop_shape: tuple[int, int, int], cfg: PrepConfig) -> tuple[tuple[int, 
     """Resized (D, H', W') and frame count T for a cropped block of shape (X, Y, Z)."""
     xc, yc, zc = crop_shape
     scale = cfg.size / max(xc, yc)  # longer in-plane side -> size (MONAI "longest" rounding)
-    h, w = int(round(yc * scale)), int(round(xc * scale))
+    # at least one pixel: a slab thinner than one output pixel (300 x 2 x 20) must not ask
+    # the resize for an empty axis
+    h, w = max(1, int(round(yc * scale))), max(1, int(round(xc * scale)))
     depth = zc if zc <= cfg.max_slices else cfg.max_slices
     frames = min(math.ceil(depth / cfg.frame_slices), cfg.max_frames)
     return (depth, h, w), frames
