@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 
 from mu2.errors import Mu2Error
 from mu2.findings.catalogue import REGIONS, Finding
-from mu2.generate.heatmap import frames_to_input, normalise_heat, patches_to_frames
+from mu2.generate.heatmap import attribution_to_input
 from mu2.generate.home import resolve_model_dir
 from mu2.generate.regions import default_question, detect_regions
 from mu2.generate.result import ReportResult, Section
@@ -224,11 +223,8 @@ class ReportGenerator:
         heat = None
         if attribution is not None:
             t0 = time.perf_counter()
-            heats = [
-                frames_to_input(patches_to_frames(a, prepared.frames.shape[1:]), prepared)
-                for a in attribution  # (B, T, gz, gy, gx): one map per question
-            ]
-            heat = normalise_heat(np.mean(heats, axis=0))
+            # (B, T, gz, gy, gx) -> (X, Y, Z): averaged on the frame grid, one input-sized array
+            heat = attribution_to_input(attribution, prepared)
             timings["heatmap"] = time.perf_counter() - t0  # patches -> voxels of the input
         timings["total"] = sum(timings.values())
 

@@ -44,6 +44,25 @@ def _check_stored_size(img: Any, path: Path, shape: tuple[int, ...]) -> None:
         )
 
 
+# Slices read per step: the file's int16 (or whatever) values of a slab at a time.
+READ_SLAB_SLICES = 32
+
+
+def _read_slabs(img: Any, shape: tuple[int, int, int]) -> np.ndarray:
+    """Voxels (X, Y, Z) as C-ordered float32, scl_slope / scl_inter applied exactly once.
+
+    Read slab by slab into one array (the file order is Fortran, so each slab is one run
+    of the file): ``get_fdata`` would hold the stored dtype and a Fortran-ordered float
+    copy at once, and the C-ordered copy made downstream would be a third.
+    """
+    out = np.empty(shape, dtype=np.float32)
+    extra = (0,) * (len(img.shape) - 3)  # trailing singleton axes: (X, Y, Z, 1)
+    for z0 in range(0, shape[2], READ_SLAB_SLICES):
+        z1 = min(shape[2], z0 + READ_SLAB_SLICES)
+        out[:, :, z0:z1] = img.dataobj[(slice(None), slice(None), slice(z0, z1), *extra)]
+    return out
+
+
 def read_nifti(
     path: Path, max_voxels: int, max_memory_bytes: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -54,7 +73,7 @@ def read_nifti(
     """
     where = str(path)
     try:
-        img = nib.load(where)  # reads the header only
+        img = nib.load(where, keep_file_open=True)  # reads the header; one handle for slabs
     except (ImageFileError, gzip.BadGzipFile):
         with open(where, "rb") as fh:
             is_gzip = fh.read(2) == b"\x1f\x8b"
@@ -82,14 +101,12 @@ def read_nifti(
     check_geometry(img.affine, where, "the qform/sform affine")
     _check_stored_size(img, path, header_shape)
     try:
-        # get_fdata applies scl_slope / scl_inter exactly once.
-        data = img.get_fdata(dtype=np.float32)
+        data = _read_slabs(img, shape)
     except (OSError, EOFError, zlib.error, ValueError) as err:
         raise Mu2Error(
             f"voxel data is truncated or corrupt ({short_reason(err, where)})",
             path=where,
             fix=_FIX_CORRUPT,
         ) from None
-    data = data.reshape(shape)  # drop trailing singleton axes: (X, Y, Z, 1) -> (X, Y, Z)
     meta = {"path": where, "format": "nifti", "modality": None}
     return data, np.asarray(img.affine, dtype=np.float64), meta
