@@ -8,6 +8,7 @@ the heat map), package the downloads and the viewer's volume. The routes in
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +18,14 @@ from mu2.errors import Mu2Error
 from mu2.web.preview import volume_preview
 from mu2.web.settings import ServeSettings
 from mu2.web.store import ResultStore, StoredResult
-from mu2.web.uploads import ACCEPTED, Upload, UploadLimits, UploadRejected, safe_stem
+from mu2.web.uploads import (
+    ACCEPTED,
+    DiskBudget,
+    Upload,
+    UploadLimits,
+    UploadRejected,
+    safe_stem,
+)
 from mu2.web.worker import ModelWorker
 
 log = logging.getLogger(__name__)
@@ -35,6 +43,13 @@ def _hide_paths(message: str, upload: Upload) -> str:
     return message
 
 
+def _stop_if(cancel: threading.Event | None, upload: Upload) -> None:
+    """Between stages: give up when the client that asked has gone."""
+    if cancel is not None and cancel.is_set():
+        log.info("client gone: stopped the report for %s", upload.filename)
+        raise UploadRejected(499, "the client closed the connection; report cancelled")
+
+
 class ReportService:
     """The model (loaded once), the single worker thread and the LRU of results."""
 
@@ -44,8 +59,14 @@ class ReportService:
         self.worker = ModelWorker(settings.max_queue)
         self.store = ResultStore(settings.cache_size, settings.cache_bytes)
         self.limits = UploadLimits(
-            settings.max_upload_bytes, settings.max_unzipped_bytes, settings.max_zip_entries
+            settings.max_upload_bytes,
+            settings.max_unzipped_bytes,
+            settings.max_zip_entries,
+            settings.max_unzip_ratio,
+            settings.min_free_disk_bytes,
         )
+        # what all requests unpacking at once may write, together
+        self.disk_budget = DiskBudget(settings.max_unzipped_bytes)
         self.started = time.time()
 
     # -- request options ------------------------------------------------------------------
@@ -76,12 +97,17 @@ class ReportService:
         return {"question": question, "region": region, "heatmap": heatmap}
 
     # -- one report -----------------------------------------------------------------------
-    async def report(self, upload: Upload) -> tuple[str, StoredResult]:
-        """Queue the upload for the model; returns the result id and the kept result."""
+    async def report(
+        self, upload: Upload, cancel: threading.Event | None = None
+    ) -> tuple[str, StoredResult]:
+        """Queue the upload for the model; returns the result id and the kept result.
+
+        ``cancel`` set (the client went away) stops the job at its next stage.
+        """
         opts = self.options(upload.fields)
         rid = uuid.uuid4().hex
         try:
-            stored, waited = await self.worker.run(self._job, upload, opts, rid)
+            stored, waited = await self.worker.run(self._job, upload, opts, rid, cancel)
         except UploadRejected:
             raise
         except Mu2Error as err:
@@ -90,16 +116,27 @@ class ReportService:
         self.store.put(rid, stored)
         return rid, stored
 
-    def _job(self, upload: Upload, opts: dict[str, Any], rid: str) -> StoredResult:
-        """Runs on the model thread: read, report, package (one scan in memory at a time)."""
+    def _job(
+        self,
+        upload: Upload,
+        opts: dict[str, Any],
+        rid: str,
+        cancel: threading.Event | None = None,
+    ) -> StoredResult:
+        """Runs on the model thread: read, report, package (one scan in memory at a time).
+
+        The header is costed against ``max_memory_gb`` before any voxel is read.
+        """
         from mu2.generate.fhir import describe_finding, to_fhir
         from mu2.generate.heatmap import save_heatmap_nifti
         from mu2.io import load_ct
 
         s = self.settings
+        _stop_if(cancel, upload)
         t0 = time.perf_counter()
-        volume = load_ct(upload.scan)
+        volume = load_ct(upload.scan, max_memory_bytes=int(s.max_memory_gb * 2**30))
         load_seconds = time.perf_counter() - t0
+        _stop_if(cancel, upload)
         result = self.generator.report(
             volume,
             question=opts["question"],
@@ -117,6 +154,7 @@ class ReportService:
         result.input["warnings"] = [
             _hide_paths(str(w), upload) for w in result.input.get("warnings") or []
         ]
+        _stop_if(cancel, upload)
         heat_nifti = None
         if result.heatmap is not None:
             path = save_heatmap_nifti(volume, result.heatmap, upload.workdir / "heatmap.nii.gz")
@@ -196,6 +234,8 @@ class ReportService:
                 "max_unzipped_bytes": self.settings.max_unzipped_bytes,
                 "max_zip_entries": self.settings.max_zip_entries,
                 "max_queue": self.settings.max_queue,
+                "max_memory_gb": self.settings.max_memory_gb,
+                "max_unzip_ratio": self.settings.max_unzip_ratio,
             },
             "generation": {
                 "max_new_tokens": self.settings.max_new_tokens,
