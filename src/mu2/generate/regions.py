@@ -43,20 +43,44 @@ class RegionRule:
     body_area_fraction: float = 0.05  # a slice is "body" above this share of the largest
 
 
+REGION_CHUNK_SLICES = 32  # axial slices per step: the masks of a chunk, not of the scan
+
+
+def _slice_areas(array: np.ndarray, rule: RegionRule) -> tuple[np.ndarray, np.ndarray]:
+    """Body and lung voxel counts per axial slice, (X, Y, Z) -> (Z,), (Z,).
+
+    Every operation works inside one axial slice (3 x 3 x 1 structure), so the scan is
+    processed a chunk of slices at a time (a few boolean masks of a chunk instead of
+    the whole scan). One exception is kept exact: ``binary_fill_holes`` of the whole
+    array does not fill the first and last slice (they lie on the array's border), so
+    each chunk carries one neighbour slice on either side, dropped afterwards.
+    """
+    per_slice = np.ones((3, 3, 1), dtype=bool)  # 2-D neighbourhood inside each axial slice
+    lo, hi = rule.lung_hu
+    depth = array.shape[2]
+    body_area = np.zeros(depth, dtype=np.float64)
+    lung_area = np.zeros(depth, dtype=np.float64)
+    for z0 in range(0, depth, REGION_CHUNK_SLICES):
+        z1 = min(depth, z0 + REGION_CHUNK_SLICES)
+        a0, a1 = max(0, z0 - 1), min(depth, z1 + 1)  # with one neighbour on each side
+        part = array[:, :, a0:a1]
+        body = ndi.binary_fill_holes(part > rule.body_hu, structure=per_slice)
+        inner = ndi.binary_erosion(body, structure=per_slice, iterations=2)
+        lung = (part > lo) & (part < hi) & inner
+        keep = slice(z0 - a0, z0 - a0 + (z1 - z0))
+        body_area[z0:z1] = body[:, :, keep].sum(axis=(0, 1))
+        lung_area[z0:z1] = lung[:, :, keep].sum(axis=(0, 1))
+    return body_area, lung_area
+
+
 def detect_regions(
     array: np.ndarray, spacing: tuple[float, float, float], rule: RegionRule | None = None
 ) -> list[str]:
     """Regions covered by a canonical RAS CT (X, Y, Z in HU), in report order."""
     rule = rule or RegionRule()
     sz = float(spacing[2])
-    per_slice = np.ones((3, 3, 1), dtype=bool)  # 2-D neighbourhood inside each axial slice
-    body = ndi.binary_fill_holes(array > rule.body_hu, structure=per_slice)
-    inner = ndi.binary_erosion(body, structure=per_slice, iterations=2)
-    lo, hi = rule.lung_hu
-    lung = (array > lo) & (array < hi) & inner
-    # (X, Y, Z) -> (Z,)
-    body_area = body.sum(axis=(0, 1)).astype(np.float64)
-    lung_frac = lung.sum(axis=(0, 1)) / np.maximum(body_area, 1.0)
+    body_area, lung_area = _slice_areas(array, rule)  # (Z,) each
+    lung_frac = lung_area / np.maximum(body_area, 1.0)
     body_z = np.flatnonzero(body_area > rule.body_area_fraction * max(body_area.max(), 1.0))
     if body_z.size == 0:
         return list(REGIONS)

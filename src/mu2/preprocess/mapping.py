@@ -62,15 +62,16 @@ def trilinear_z_chunks(
         i0 = src.floor().long().clamp(max=zs - 1)
         i1 = (i0 + 1).clamp(max=zs - 1)
         lam = (src - i0).to(torch.float32)  # (n,)
-        lo, hi = int(i0.min()), int(i1.max()) + 1
+        used = torch.unique(torch.cat([i0, i1]))  # sorted source slices this chunk reads
         # (X', Y', k) -> (k, 1, X', Y') -> bilinear -> (k, 1, X, Y) -> (X, Y, k)
-        planes = block[:, :, lo:hi].permute(2, 0, 1)[:, None]
+        planes = block.index_select(2, used).permute(2, 0, 1)[:, None]
         if clip is not None:
             planes = planes.clamp(*clip)  # a copy of these few slices only
         if (xs, ys) != (xo, yo):
             planes = F.interpolate(planes, size=(xo, yo), mode="bilinear", align_corners=False)
         planes = planes[:, 0].permute(1, 2, 0)
-        a, b = planes[:, :, i0 - lo], planes[:, :, i1 - lo]  # (X, Y, n) each
+        a = planes[:, :, torch.searchsorted(used, i0)]  # (X, Y, n)
+        b = planes[:, :, torch.searchsorted(used, i1)]
         yield slice(start, stop), a + (b - a) * lam
 
 
