@@ -8,6 +8,7 @@ refused from its header; a full queue refuses a request before its body is read.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import resource
 import socket
@@ -61,10 +62,8 @@ def zip_bomb(tmp_path_factory) -> Path:
 def _tree_bytes(folder: Path) -> int:
     total = 0
     for p in folder.rglob("*"):
-        try:
+        with contextlib.suppress(OSError):  # removed while walking
             total += p.stat().st_size if p.is_file() else 0
-        except OSError:
-            pass  # removed while walking
     return total
 
 
@@ -132,9 +131,7 @@ def test_scan_over_the_memory_budget_is_refused_from_its_header(
     assert list(private_tmp.iterdir()) == []
 
 
-def test_zip_bomb_is_refused_without_unpacking(
-    web_generator, make_settings, zip_bomb, private_tmp
-):
+def test_zip_bomb_is_refused_without_unpacking(web_generator, make_settings, zip_bomb, private_tmp):
     upload = zip_bomb.stat().st_size
     assert upload < 2_000_000
     app = create_app(generator=web_generator, settings=make_settings())
