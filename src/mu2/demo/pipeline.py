@@ -32,6 +32,7 @@ from mu2.demo.stages import StageRecord, StageRunner, cpu_seconds
 from mu2.demo.summary import summary_markdown, target_check
 from mu2.errors import Mu2Error
 from mu2.generate.home import mu2_home
+from mu2.train.durable import swap_into_place
 
 log = logging.getLogger(__name__)
 
@@ -331,8 +332,7 @@ class DemoPipeline:
                 json.dumps({"profile": self.cfg.profile, "source": source,
                             "demo_output": str(self.paths.root)}, indent=1) + "\n"
             )  # fmt: skip
-            shutil.rmtree(dest, ignore_errors=True)
-            tmp.replace(dest)
+            swap_into_place(tmp, dest)  # never a moment without a model
             return {"model_dir": str(dest), "note": f"from {source_stage}"}
 
         return self.runner.run(
