@@ -133,7 +133,11 @@ def register(app: typer.Typer) -> None:
             False, "--allow-non-ct", help="Read a DICOM whose Modality is not CT."
         ),
         input_list: Path | None = typer.Option(
-            None, "--input-list", help="Text file with one scan per line (batch mode)."
+            None,
+            "--input-list",
+            help="Text file with one scan per line (batch mode). Failures go to "
+            "OUT/failures.json; exit 0 if every scan was reported, 1 if some failed, 2 if the "
+            "list or the options are wrong.",
         ),
         out: Path | None = typer.Option(
             None, "--out", help="Folder for the per-case JSON (batch)."
@@ -216,7 +220,7 @@ def _write_outputs(
 def _run_batch(
     model_dir: Path, device: str, dtype: str | None, input_list: Path, out: Path, gen: dict
 ) -> None:
-    from mu2.generate.batch import read_input_list, run_batch
+    from mu2.generate.batch import FAILURES_FILE, read_input_list, run_batch
     from mu2.generate.pipeline import ReportGenerator
 
     scans = read_input_list(input_list)
@@ -227,7 +231,8 @@ def _run_batch(
         result = run_batch(generator, scans, out, progress=True, **gen)
     print(f"wrote {len(result.written)} report(s) to {out}")
     if result.failed:
-        print(f"{len(result.failed)} scan(s) failed:", file=sys.stderr)
+        listed = out / FAILURES_FILE
+        print(f"{len(result.failed)} scan(s) failed (listed in {listed}):", file=sys.stderr)
         for scan, message in result.failed:
             print(f"  {scan}: {message}", file=sys.stderr)
         raise typer.Exit(1)

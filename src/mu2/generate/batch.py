@@ -21,6 +21,8 @@ from mu2.generate.result import ReportResult
 log = logging.getLogger(__name__)
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+FAILURES_FILE = "failures.json"
+"""Written into the batch's output folder every run: ``[{"scan", "error"}]``, empty if none."""
 
 
 class _Reporter(Protocol):
@@ -78,7 +80,7 @@ def case_name(scan: Path) -> str:
 
 
 def _unique_names(scans: Sequence[Path]) -> list[str]:
-    seen: dict[str, int] = {}
+    seen: dict[str, int] = {FAILURES_FILE.removesuffix(".json"): 1}  # never overwrite it
     names = []
     for scan in scans:
         base = case_name(scan)
@@ -97,6 +99,9 @@ def run_batch(
     **report_kwargs: Any,
 ) -> BatchResult:
     """Report on every scan; write ``out_dir/<case>.json``; collect failures.
+
+    The failures also go to ``out_dir/failures.json`` (an empty list when all succeeded),
+    so a script can pick up what to re-run without parsing stderr.
 
     ``report_kwargs`` go to ``generator.report`` (question, region, max_new_tokens, ...).
     ``on_result`` is called after each success (e.g. to write heat maps or FHIR).
@@ -128,4 +133,6 @@ def run_batch(
         doc = {"scan": str(scan), **rep.to_dict()}
         target.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
         result.written.append((scan, target))
+    failures = [{"scan": str(scan), "error": message} for scan, message in result.failed]
+    (out / FAILURES_FILE).write_text(json.dumps(failures, indent=2) + "\n", encoding="utf-8")
     return result
