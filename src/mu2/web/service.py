@@ -43,6 +43,28 @@ def _hide_paths(message: str, upload: Upload) -> str:
     return message
 
 
+# Readers and the generator word their fixes for the CLI; an API caller cannot pass a flag.
+# Longest phrases first, so a flag inside a longer phrase is not rewritten twice.
+API_HINTS: tuple[tuple[str, str], ...] = (
+    ("or add --allow-non-ct to read it anyway", "the service reads CT only"),
+    ("raise the cap (--max-voxels)", "send a cropped or resampled scan"),
+    ("lower the cap (--max-voxels) to refuse such files early", "send a smaller scan"),
+    ("drop --question", "leave the question field empty"),
+    ("drop --region", "set the region field to auto"),
+    ("empty --question", "empty question field"),
+    ("--question", "the question field"),
+    ("--region", "the region field"),
+    ("--heatmap", "the heatmap field"),
+)
+
+
+def api_hint(message: str) -> str:
+    """The same error line with CLI flags replaced by the API fields that do the job."""
+    for cli, api in API_HINTS:
+        message = message.replace(cli, api)
+    return message
+
+
 def _stop_if(cancel: threading.Event | None, upload: Upload) -> None:
     """Between stages: give up when the client that asked has gone."""
     if cancel is not None and cancel.is_set():
@@ -111,7 +133,7 @@ class ReportService:
         except UploadRejected:
             raise
         except Mu2Error as err:
-            raise UploadRejected(422, _hide_paths(str(err), upload)) from None
+            raise UploadRejected(422, api_hint(_hide_paths(str(err), upload))) from None
         stored.doc["timings"]["queue"] = round(waited, 4)
         self.store.put(rid, stored)
         return rid, stored
