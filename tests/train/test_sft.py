@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from mu2.train.logging import read_metrics
+from mu2.engine.logging import read_metrics
 from mu2.train.sft import SFTRecipe, run_sft
 
 
@@ -101,7 +101,7 @@ def test_resume_skips_a_damaged_checkpoint_and_swaps_the_final_model(
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", killed_at_final)
-    with caplog.at_level(logging.WARNING, logger="mu2.train.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="mu2.engine.checkpoint"):
         resumed = run_sft(sft_config(cut, *common, "resume=auto"))
     assert any(
         "checkpoint-0000002" in r.getMessage()

@@ -30,9 +30,9 @@ from mu2.demo.config import DemoConfig
 from mu2.demo.layout import SUMMARY_MD, DemoPaths, default_out, where_things_are
 from mu2.demo.stages import StageRecord, StageRunner, cpu_seconds
 from mu2.demo.summary import summary_markdown, target_check
+from mu2.engine.durable import swap_into_place
 from mu2.errors import Mu2Error
 from mu2.generate.home import mu2_home
-from mu2.train.durable import swap_into_place
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class DemoResult:
 
     @property
     def target_met(self) -> bool:
-        """The issue-10 target, for the final model (SFT+DPO, else SFT)."""
+        """The per-finding target, for the final model (SFT+DPO, else SFT)."""
         final = self.results.get(DPO_NAME) or self.results.get(SFT_NAME)
         return final is not None and target_check(final, self.kinds).met
 
@@ -102,8 +102,8 @@ class DemoPipeline:
 
     # ---- stages ------------------------------------------------------------------------
     def data(self) -> StageRecord:
-        from mu2.data.synth import synthesize
-        from mu2.data.synth_config import config_dict, make_config
+        from mu2.data.synthetic.synth import synthesize
+        from mu2.data.synthetic.synth_config import config_dict, make_config
 
         d = self.cfg.data
         synth = make_config(d.preset, d.size, overrides=[*d.overrides, f"split={list(d.split)}"])
@@ -163,8 +163,8 @@ class DemoPipeline:
         )
 
     def lm(self, vision: str | None, scratch: bool = False) -> StageRecord:
+        from mu2.train.aids.context_lm import run_lm_pretrain
         from mu2.train.config import LMConfig
-        from mu2.train.context_lm import run_lm_pretrain
 
         m = self.cfg.lm
         out = self.paths.lm_scratch if scratch else self.paths.lm
