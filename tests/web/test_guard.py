@@ -185,3 +185,54 @@ def test_request_is_cancelled_when_the_client_disconnects(app, small_npy: Path):
         release.set()
         service._job = original
     assert ran == []  # the report of the gone client never started
+
+
+def test_running_report_stops_at_its_next_stage_when_the_client_disconnects(app, small_npy: Path):
+    """The model is already working for a client that goes away: the job stops after the
+    stage it is in (no heat map, no packaging), freeing the only model worker."""
+    service = app.state.service
+    started, release = threading.Event(), threading.Event()
+    outcome: list[str] = []
+    generate, job = service.generator.report, service._job
+
+    def slow_report(*args, **kwargs):
+        started.set()
+        release.wait(DEADLINE_S)  # the client leaves while the model is "generating"
+        return generate(*args, **kwargs)
+
+    def spy(*args, **kwargs):
+        try:
+            stored = job(*args, **kwargs)
+        except Exception as err:
+            outcome.append(f"{type(err).__name__} {getattr(err, 'status', '')}")
+            raise
+        outcome.append("finished")
+        return stored
+
+    service.generator.report, service._job = slow_report, spy
+    try:
+        with _serve(app) as (host, port):
+            req = httpx.Request(
+                "POST",
+                f"http://{host}:{port}/api/report",
+                files={"file": ("gone.npy", small_npy.read_bytes())},
+                headers={"X-Mu2-Token": app.state.token},
+            )
+            raw = req.read()
+            head = f"POST /api/report HTTP/1.1\r\nHost: {host}:{port}\r\n" + "".join(
+                f"{k}: {v}\r\n" for k, v in req.headers.items() if k.lower() != "host"
+            )
+            s = socket.create_connection((host, port), timeout=5)
+            s.sendall(head.encode() + b"\r\n" + raw)
+            assert started.wait(DEADLINE_S)
+            s.close()  # the client goes away while its report runs
+            deadline = time.monotonic() + DEADLINE_S
+            time.sleep(1.0)  # several disconnect polls
+            release.set()
+            while not outcome:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+    finally:
+        release.set()
+        service.generator.report, service._job = generate, job
+    assert outcome == ["UploadRejected 499"]
