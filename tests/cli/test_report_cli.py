@@ -166,6 +166,8 @@ def test_batch_mode_lists_failures_and_exits_1(
         json.loads((out_dir / "example_ct.json").read_text())["sections"][0]["region"] == "abdomen"
     )
     assert "1 scan(s) failed" in err and str(bad) in err and "empty" in err
+    failures = json.loads((out_dir / "failures.json").read_text())
+    assert [f["scan"] for f in failures] == [str(bad)] and "empty" in failures[0]["error"]
     assert "wrote 1 report(s)" in out
 
 

@@ -90,3 +90,36 @@ def test_bad_input_is_a_user_error_naming_file_and_line(splits, capsys) -> None:
     assert "test.jsonl: line 2: not valid JSON" in err and "Traceback" not in err
     assert main(["data", "check", str(splits / "missing.jsonl")]) == 2
     assert "JSONL file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "line, what",
+    [
+        ('{"id": "broken"', "not valid JSON"),
+        ('{"id": "c9", "image": "images/c0.nii.gz", "question": "Q?", "answer": 3}', "answer"),
+        ('["not", "an", "object"]', "line 2"),
+    ],
+    ids=["syntax", "type", "not-an-object"],
+)
+def test_every_row_problem_comes_with_a_fix(splits, capsys, line, what) -> None:
+    with open(splits / "test.jsonl", "a") as f:
+        f.write(line + "\n")
+    assert main(["data", "check", str(splits / "train.jsonl"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "test.jsonl" in err and what in err and "fix:" in err
+
+
+def test_every_listed_problem_has_a_fix(splits) -> None:
+    write_jsonl([_row("c2"), _row("c2"), _row("c1"), _row("c5", answer=" ")], splits / "val.jsonl")
+    problems = check_dataset(splits / "train.jsonl").problems
+    assert len(problems) >= 4  # duplicate id, case in two splits (row and case), empty answer
+    assert all("fix:" in p for p in problems), problems
+
+
+def test_an_empty_split_file_is_an_error(splits, capsys) -> None:
+    (splits / "val.jsonl").write_text("\n")
+    assert main(["data", "check", str(splits / "train.jsonl"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "val.jsonl" in err and "no rows" in err and "fix:" in err

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mu2.errors import Mu2Error
-from mu2.generate.batch import case_name, read_input_list, run_batch
+from mu2.generate.batch import _unique_names, case_name, read_input_list, run_batch
 from mu2.generate.pipeline import ReportGenerator
 
 
@@ -46,3 +46,13 @@ def test_batch_keeps_going(generator: ReportGenerator, real_ct_path: Path, tmp_p
     assert doc["sections"][0]["region"] == "abdomen"
     assert set(doc["timings"]) >= {"load", "prepare", "encode", "generate"}
     assert not res.ok
+    failures = json.loads((tmp_path / "out" / "failures.json").read_text())
+    assert [f["scan"] for f in failures] == [str(bad), str(tmp_path / "missing.nii.gz")]
+    assert [f["error"] for f in failures] == [msg for _, msg in res.failed]
+
+
+def test_a_scan_named_failures_does_not_overwrite_the_list() -> None:
+    assert _unique_names([Path("failures.nii.gz"), Path("a/failures.npy")]) == [
+        "failures_2",
+        "failures_3",
+    ]

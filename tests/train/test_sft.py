@@ -1,6 +1,9 @@
 """SFT recipe on the tiny model: it learns, logs, decays the LR, saves, and resumes exactly."""
 
 import json
+import logging
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -82,3 +85,39 @@ def test_resume_continues_exactly(sft_config, tmp_path):
     # the resumed run's log continues the cut one without duplicated steps
     steps = [r["step"] for r in read_metrics(tmp_path / "cut" / "metrics.jsonl", "train")]
     assert steps == [1, 2, 3]
+
+
+def test_resume_skips_a_damaged_checkpoint_and_swaps_the_final_model(
+    sft_config, tmp_path, monkeypatch, caplog
+):
+    """After a power loss the newest checkpoint can hold a short file: resume=auto takes the
+    one before and still ends at the uninterrupted weights. The earlier final model is
+    swapped out without a moment in which ``final/`` is missing (a rename onto ``final``
+    that dies, as a kill would, leaves a model there)."""
+    common = ["max_steps=3", "grad_accum=2", "batch_size=1", "data.limit=4", "save_every=1",
+              "keep_last=3"]  # fmt: skip
+    full = run_sft(sft_config(tmp_path / "full", *common))
+    cut = tmp_path / "cut"
+    assert run_sft(sft_config(cut, *common, "stop_after=2")) is None
+    opt_file = cut / "checkpoint-0000002" / "optimizer.bin"
+    opt_file.write_bytes(opt_file.read_bytes()[:64])
+    shutil.copytree(full, cut / "final")  # the model of an earlier run in the same folder
+    real_replace = os.replace
+
+    def killed_at_final(src, dst):
+        if Path(dst) == cut / "final":
+            raise OSError("killed")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", killed_at_final)
+    with caplog.at_level(logging.WARNING, logger="mu2.engine.checkpoint"):
+        resumed = run_sft(sft_config(cut, *common, "resume=auto"))
+    assert any(
+        "checkpoint-0000002" in r.getMessage()
+        and "resuming from checkpoint-0000001" in r.getMessage()
+        for r in caplog.records
+    )
+    a, b = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+    assert sorted(p.name for p in cut.iterdir() if p.name.startswith("final")) == ["final"]

@@ -27,7 +27,17 @@ TRAIN_TEXTS = [
     "The bladder is unremarkable.",
 ]
 # Short sampled answers: visible text, seconds per report on 2 CPU cores.
-TEST_SETTINGS = {"max_new_tokens": 8, "min_new_tokens": 8, "do_sample": True, "seed": 0}
+TEST_TOKEN = "test-token-0123456789"
+# TestClient sends Host "testserver"; the token every POST must carry.
+TEST_SETTINGS = {
+    "max_new_tokens": 8,
+    "min_new_tokens": 8,
+    "do_sample": True,
+    "seed": 0,
+    "token": TEST_TOKEN,
+    "allowed_hosts": ["127.0.0.1", "localhost", "testserver"],
+}
+TOKEN_HEADERS = {"X-Mu2-Token": TEST_TOKEN}
 SERVER_START_TIMEOUT_S = 30.0
 
 

@@ -31,7 +31,8 @@ def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def client(web_generator, make_settings, private_tmp: Path):
-    with TestClient(create_app(generator=web_generator, settings=make_settings())) as c:
+    app = create_app(generator=web_generator, settings=make_settings())
+    with TestClient(app, headers={"X-Mu2-Token": app.state.token}) as c:
         yield c
     assert list(private_tmp.iterdir()) == []  # every upload folder was removed
 
@@ -119,7 +120,8 @@ def test_uploads_refused_with_clear_messages(
     web_generator, make_settings, private_tmp: Path, real_ct_path: Path, tmp_path: Path
 ) -> None:
     settings = make_settings(max_upload_bytes=200_000)
-    with TestClient(create_app(generator=web_generator, settings=settings)) as c:
+    app = create_app(generator=web_generator, settings=settings)
+    with TestClient(app, headers={"X-Mu2-Token": app.state.token}) as c:
 
         def post(name: str, data: bytes, **form: str):
             return c.post("/api/report", files={"file": (name, data)}, data=form)
@@ -168,7 +170,7 @@ def test_uploads_refused_with_clear_messages(
 
 def test_old_results_are_evicted(web_generator, make_settings, small_npy: Path) -> None:
     app = create_app(generator=web_generator, settings=make_settings(cache_size=1))
-    with TestClient(app) as c:
+    with TestClient(app, headers={"X-Mu2-Token": app.state.token}) as c:
         # a .npy has no spacing (1 mm assumed): 16 mm show no region, so ask it by force
         first = _post(c, small_npy, region="abdomen", force="true").json()["id"]
         second = _post(c, small_npy, region="abdomen", force="true").json()["id"]
@@ -208,7 +210,7 @@ def test_page_loads_nothing_from_elsewhere() -> None:
 
 def test_create_app_loads_the_model_once_from_a_folder(tiny_model_dir: Path) -> None:
     app = create_app(tiny_model_dir)
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         assert c.get("/api/model").json()["model_dir"] == str(tiny_model_dir)
     assert app.state.service.generator.model_dir == tiny_model_dir
 

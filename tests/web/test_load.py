@@ -30,7 +30,8 @@ def test_twenty_concurrent_requests_all_succeed_alike(
     barrier = threading.Barrier(CLIENTS)
 
     def one(_: int) -> httpx.Response:
-        with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S) as client:
+        token = {"X-Mu2-Token": app.state.token}
+        with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT_S, headers=token) as client:
             barrier.wait()
             # a .npy has no spacing (1 mm assumed): its 16 mm show no region, so force it
             form = {"region": "abdomen", "force": "true"}

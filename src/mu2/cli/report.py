@@ -163,7 +163,11 @@ def register(app: typer.Typer) -> None:
             "(with a warning in every output).",
         ),
         input_list: Path | None = typer.Option(
-            None, "--input-list", help="Text file with one scan per line (batch mode)."
+            None,
+            "--input-list",
+            help="Text file with one scan per line (batch mode). Failures go to "
+            "OUT/failures.json; exit 0 if every scan was reported, 1 if some failed, 2 if the "
+            "list or the options are wrong.",
         ),
         out: Path | None = typer.Option(
             None, "--out", help="Folder for the per-case JSON (batch)."
@@ -282,7 +286,7 @@ def _write_outputs(
 def _run_batch(job: Any, num_processes: int) -> None:
     """``--input-list``: one process, ``--num-processes N`` of them, or this process's rank
     of a launcher (torchrun / accelerate launch); the merging process prints the summary."""
-    from mu2.generate.batch import read_input_list
+    from mu2.generate.batch import FAILURES_FILE, read_input_list
     from mu2.generate.shard import current_shard, run_job, spawn
 
     if num_processes < 1 or job.batch_size < 1 or job.workers < 0:
@@ -304,7 +308,8 @@ def _run_batch(job: Any, num_processes: int) -> None:
         return
     print(f"wrote {len(result.written)} report(s) to {job.out}")
     if result.failed:
-        print(f"{len(result.failed)} scan(s) failed:", file=sys.stderr)
+        listed = Path(job.out) / FAILURES_FILE
+        print(f"{len(result.failed)} scan(s) failed (listed in {listed}):", file=sys.stderr)
         for scan, message in result.failed:
             print(f"  {scan}: {message}", file=sys.stderr)
         raise typer.Exit(1)

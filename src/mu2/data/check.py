@@ -22,6 +22,8 @@ from mu2.data.volume_io import load_record_image
 from mu2.errors import Mu2Error
 
 SPLIT_FILES: tuple[str, ...] = ("train", "val", "test", "test_generalisation")
+_FIX_EMPTY = "write the text in, or drop the row"
+_FIX_SPLIT = "keep every case (and its copies) in one split: re-split by case id"
 
 
 @dataclass
@@ -61,20 +63,31 @@ def volume_hash(array: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def _image_key(path: Path) -> Path:
+    """One key per image file; a link loop or an unreadable parent is reported by the reader
+    later, not here (``resolve`` raises on a loop)."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path.absolute()
+
+
 def _row_problems(name: str, records: list[Record]) -> list[str]:
     out = []
     seen: set[str] = set()
     for r in records:
         if r.id in seen:
-            out.append(f"{name}: row id '{r.id}' appears twice")
+            out.append(f"{name}: row id '{r.id}' appears twice -- fix: give every row its own id")
         seen.add(r.id)
         if not r.question.strip():
-            out.append(f"{name}: row '{r.id}' has an empty question")
+            out.append(f"{name}: row '{r.id}' has an empty question -- fix: {_FIX_EMPTY}")
         answers = [r.answer] + [r.extra.get(k, "") for k in ("chosen", "rejected") if k in r.extra]
         if not r.answer.strip() and not ("chosen" in r.extra and "rejected" in r.extra):
-            out.append(f"{name}: row '{r.id}' has an empty answer")
+            out.append(f"{name}: row '{r.id}' has an empty answer -- fix: {_FIX_EMPTY}")
         elif any(isinstance(a, str) and not a.strip() for a in answers[1:]):
-            out.append(f"{name}: row '{r.id}' has an empty chosen/rejected answer")
+            out.append(
+                f"{name}: row '{r.id}' has an empty chosen/rejected answer -- fix: {_FIX_EMPTY}"
+            )
     return out
 
 
@@ -86,6 +99,13 @@ def check_dataset(path: str | Path, *, progress: bool = False) -> CheckResult:
     files = split_files(path)
     res = CheckResult(files)
     data = {f.name.removesuffix(".jsonl"): (f, read_jsonl(f)) for f in files}
+    for f, records in data.values():
+        if not records:
+            raise Mu2Error(
+                "holds no rows (empty file)",
+                path=str(f),
+                fix="write one JSON object per line, or remove the file",
+            )
     row_split: dict[str, set[str]] = defaultdict(set)
     case_split: dict[str, set[str]] = defaultdict(set)
     for name, (_, records) in data.items():
@@ -98,18 +118,26 @@ def check_dataset(path: str | Path, *, progress: bool = False) -> CheckResult:
     res.cases = len(case_split)
     for rid, where in sorted(row_split.items()):
         if len(where) > 1:
-            res.problems.append(f"row id '{rid}' is in several splits: {', '.join(sorted(where))}")
+            res.problems.append(
+                f"row id '{rid}' is in several splits: {', '.join(sorted(where))} "
+                f"-- fix: {_FIX_SPLIT}"
+            )
     for cid, where in sorted(case_split.items()):
         if len(where) > 1:
-            res.problems.append(f"case '{cid}' is in several splits: {', '.join(sorted(where))}")
+            res.problems.append(
+                f"case '{cid}' is in several splits: {', '.join(sorted(where))} -- fix: {_FIX_SPLIT}"
+            )
     rows_by_split = {n: [r.to_dict() for r in recs] for n, (_, recs) in data.items()}
-    res.problems += check_augmented_leakage(rows_by_split)
+    res.problems += [
+        p if "fix:" in p else f"{p} -- fix: {_FIX_SPLIT}"
+        for p in check_augmented_leakage(rows_by_split)
+    ]
 
     # Images: each distinct file once; content hashes across splits.
     users: dict[Path, list[tuple[str, Record, Path]]] = defaultdict(list)
     for name, (f, records) in data.items():
         for r in records:
-            users[resolve_image(r, f).resolve()].append((name, r, f))
+            users[_image_key(resolve_image(r, f))].append((name, r, f))
     by_hash: dict[str, set[tuple[str, str]]] = defaultdict(set)
     for img, uses in tqdm(users.items(), desc="check", unit="image", disable=not progress):
         name, r, f = uses[0]
@@ -119,12 +147,17 @@ def check_dataset(path: str | Path, *, progress: bool = False) -> CheckResult:
             res.problems.append(f"{name}: row '{r.id}': image unreadable: {err}")
             continue
         except Exception as err:  # any reader failure is a finding of the check, not a crash
-            res.problems.append(f"{name}: row '{r.id}': image unreadable: {img}: {err}")
+            res.problems.append(
+                f"{name}: row '{r.id}': image unreadable: {img}: {type(err).__name__}: {err} "
+                "-- fix: check the file with `mu2 inspect`, re-export it or drop the row"
+            )
             continue
         res.images += 1
         by_hash[volume_hash(arr)].update((n, u.case_id) for n, u, _ in uses)
     for entries in by_hash.values():
         if len({s for s, _ in entries}) > 1:
             cases = ", ".join(f"{c} ({s})" for s, c in sorted(entries))
-            res.problems.append(f"the same volume content is in several splits: {cases}")
+            res.problems.append(
+                f"the same volume content is in several splits: {cases} -- fix: {_FIX_SPLIT}"
+            )
     return res

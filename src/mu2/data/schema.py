@@ -92,8 +92,14 @@ class Record:
         return [Finding.from_dict(f) for f in self.findings]
 
 
+ROW_FIX = (
+    'make each line one JSON object with string fields, e.g. {"id": "c1", "image": '
+    '"images/c1.nii.gz", "question": "...", "answer": "..."}'
+)
+
+
 def _problem(path: Path, line: int, what: str, fix: str | None = None) -> Mu2Error:
-    return Mu2Error(f"line {line}: {what}", path=str(path), fix=fix)
+    return Mu2Error(f"line {line}: {what}", path=str(path), fix=fix or ROW_FIX)
 
 
 def record_from_dict(d: Any, *, path: Path, line: int) -> Record:

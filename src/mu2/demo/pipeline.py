@@ -30,6 +30,7 @@ from mu2.demo.config import DemoConfig
 from mu2.demo.layout import SUMMARY_MD, DemoPaths, default_out, where_things_are
 from mu2.demo.stages import StageRecord, StageRunner, cpu_seconds
 from mu2.demo.summary import summary_markdown, target_check
+from mu2.engine.durable import swap_into_place
 from mu2.errors import Mu2Error
 from mu2.generate.home import mu2_home
 
@@ -332,8 +333,7 @@ class DemoPipeline:
                             "demo_output": str(self.paths.root)}, indent=1) + "\n"
             )  # fmt: skip
             _name_card(tmp, dest.name, self.cfg.profile)
-            shutil.rmtree(dest, ignore_errors=True)
-            tmp.replace(dest)
+            swap_into_place(tmp, dest)  # never a moment without a model
             return {"model_dir": str(dest), "note": f"from {source_stage}"}
 
         return self.runner.run(

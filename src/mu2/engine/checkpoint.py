@@ -11,6 +11,11 @@ stopped. This module adds those three things around ``Accelerator.save_state``:
 * ``trainer_state.json`` inside it holds the optimizer step, the epoch and the number
   of micro-batches of that epoch already consumed;
 * ``resume="auto"`` picks the newest complete checkpoint in the output folder.
+
+A rename alone is not durable: after a power loss a checkpoint that looks complete can
+hold truncated files. So every file and the folder are fsynced before the rename, and
+``trainer_state.json`` lists the size and SHA-256 of every file; ``resume="auto"`` takes
+the newest checkpoint that verifies and says in one line which ones it skipped.
 """
 
 from __future__ import annotations
@@ -26,12 +31,15 @@ from pathlib import Path
 
 from accelerate import Accelerator
 
+from mu2.engine.durable import fsync_path, fsync_tree, manifest, verify_manifest
 from mu2.errors import Mu2Error
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "checkpoint-"
 STATE_FILE = "trainer_state.json"
+FILES_KEY = "files"
+"""Key in ``trainer_state.json``: size and SHA-256 of every other file of the checkpoint."""
 _NAME = re.compile(rf"^{PREFIX}(\d+)$")
 
 
@@ -68,18 +76,59 @@ def list_checkpoints(output_dir: str | Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def verify_checkpoint(path: str | Path) -> str | None:
+    """None if the checkpoint is complete, else what is wrong with it (one phrase).
+
+    Checkpoints written before the manifest existed only need their state file.
+    """
+    path = Path(path)
+    try:
+        data = json.loads((path / STATE_FILE).read_text())
+        files = data.get(FILES_KEY, {})
+        TrainState(**{k: v for k, v in data.items() if k != FILES_KEY})
+    except FileNotFoundError:
+        return f"no {STATE_FILE}"
+    except (OSError, ValueError, TypeError, AttributeError) as err:
+        return f"{STATE_FILE} is unreadable ({type(err).__name__})"
+    return verify_manifest(path, files)
+
+
 def resolve_resume(resume: str, output_dir: str | Path) -> Path | None:
-    """``auto``: newest complete checkpoint or None; ``none``: None; else a checkpoint path."""
+    """``auto``: newest checkpoint that verifies, or None; ``none``: None; else that path.
+
+    ``auto`` skips checkpoints that fail verification (a power loss can leave one
+    truncated) with one warning naming them and the one it takes instead.
+    """
     if resume in ("none", "", "false"):
         return None
     if resume == "auto":
-        found = list_checkpoints(output_dir)
-        return found[-1] if found else None
+        skipped: list[str] = []
+        for path in reversed(list_checkpoints(output_dir)):
+            problem = verify_checkpoint(path)
+            if problem is None:
+                if skipped:
+                    logger.warning(
+                        "resume: skipped %s; resuming from %s", "; ".join(skipped), path.name
+                    )
+                return path
+            skipped.append(f"{path.name} ({problem})")
+        if skipped:
+            raise Mu2Error(
+                f"no checkpoint in {output_dir} verifies: {'; '.join(skipped)}",
+                fix="delete the broken checkpoint folders, or pass resume=none to start over",
+            )
+        return None
     path = Path(resume)
     if not (path / STATE_FILE).is_file():
         raise Mu2Error(
             f"resume={resume}: not a complete checkpoint (no {STATE_FILE})",
             fix="pass resume=auto, resume=none, or a checkpoint-XXXXXXX folder",
+        )
+    problem = verify_checkpoint(path)
+    if problem is not None:
+        raise Mu2Error(
+            f"resume={resume}: checkpoint is damaged: {problem}",
+            fix="pass resume=auto to take the newest checkpoint that verifies",
         )
     return path
 
@@ -87,7 +136,7 @@ def resolve_resume(resume: str, output_dir: str | Path) -> Path | None:
 def save_checkpoint(
     accelerator: Accelerator, output_dir: str | Path, state: TrainState, keep_last: int
 ) -> Path:
-    """Write a checkpoint atomically, then delete all but the newest ``keep_last``.
+    """Write a checkpoint atomically and durably, then delete all but the newest ``keep_last``.
 
     Every process must call this (DeepSpeed and the RNG states are per process).
     """
@@ -101,13 +150,14 @@ def save_checkpoint(
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         state_path = tmp / STATE_FILE
+        record = {**dataclasses.asdict(state), FILES_KEY: manifest(tmp, skip=(STATE_FILE,))}
         with open(state_path, "w") as f:
-            json.dump(dataclasses.asdict(state), f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
+            json.dump(record, f, indent=2)
+        fsync_tree(tmp)  # contents on disk before the name says "complete"
         if final.exists():  # a checkpoint of the same step from an earlier, interrupted run
             shutil.rmtree(final)
         os.replace(tmp, final)
+        fsync_path(final.parent)
         _prune(output_dir, keep_last)
         logger.info("saved checkpoint %s", final)
     accelerator.wait_for_everyone()
@@ -117,8 +167,16 @@ def save_checkpoint(
 def load_checkpoint(accelerator: Accelerator, path: str | Path) -> TrainState:
     """Restore model, optimizer, scheduler and RNG states; return where the run was."""
     path = Path(path)
-    accelerator.load_state(str(path))
+    try:
+        accelerator.load_state(str(path))
+    except (OSError, EOFError, RuntimeError, ValueError) as err:  # torch/safetensors readers
+        raise Mu2Error(
+            f"checkpoint cannot be read: {type(err).__name__}: {str(err)[:160]}",
+            path=str(path),
+            fix="delete this checkpoint folder and resume=auto from an earlier one, or resume=none",
+        ) from err
     data = json.loads((path / STATE_FILE).read_text())
+    data.pop(FILES_KEY, None)
     logger.info("resumed from %s (step %d)", path, data["step"])
     return TrainState(**data)
 

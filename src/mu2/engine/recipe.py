@@ -36,6 +36,7 @@ from mu2.config import to_dict
 from mu2.engine.checkpoint import TrainState, load_checkpoint, resolve_resume, save_checkpoint
 from mu2.engine.config import RunOptions
 from mu2.engine.dataset import EpochSampler
+from mu2.engine.durable import swap_into_place
 from mu2.engine.logging import MetricsLogger, progress
 from mu2.engine.plots import plot_loss_curve
 from mu2.engine.runtime import build_optimizer, count_parameters, make_accelerator
@@ -283,8 +284,7 @@ class Recipe:
                 (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
                 if self.metrics.path.is_file():
                     plot_loss_curve(self.metrics.path, tmp / LOSS_CURVE)
-                shutil.rmtree(final, ignore_errors=True)
-                tmp.replace(final)
+                swap_into_place(tmp, final)  # the old final model stays until the swap
                 logger.info("final model: %s", final)
             acc.wait_for_everyone()
         self.metrics.close()

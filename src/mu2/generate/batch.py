@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # numpy and the model code load with the first batch, not wit
 log = logging.getLogger(__name__)
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
+FAILURES_FILE = "failures.json"
+"""Written into the batch's output folder every run: ``[{"scan", "error"}]``, empty if none."""
 
 
 class _Reporter(Protocol):
@@ -82,7 +84,7 @@ def case_name(scan: Path) -> str:
 
 
 def _unique_names(scans: Sequence[Path]) -> list[str]:
-    seen: dict[str, int] = {}
+    seen: dict[str, int] = {FAILURES_FILE.removesuffix(".json"): 1}  # never overwrite it
     names = []
     for scan in scans:
         base = case_name(scan)
@@ -119,6 +121,7 @@ def run_batch(
     batch_size: int = DEFAULT_BATCH_SCANS,
     workers: int = DEFAULT_WORKERS,
     names: Sequence[str] | None = None,
+    failures_file: bool = True,
     **report_kwargs: Any,
 ) -> BatchResult:
     """Report on every scan; write ``out_dir/<case>.json``; collect failures.
@@ -129,6 +132,10 @@ def run_batch(
     ``batch_size`` scans as one batch (0 workers: read in this thread). ``names``: the
     case names (default: from the file names, made unique). ``on_result`` is called after
     each success (e.g. to write heat maps or FHIR).
+
+    The failures also go to ``out_dir/failures.json`` (an empty list when all succeeded),
+    so a script can pick up what to re-run without parsing stderr; a shard of a sharded
+    run leaves that to the merge (``failures_file=False``).
     """
     from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -182,7 +189,15 @@ def run_batch(
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         bar.close()
+    if failures_file:
+        write_failures(out, result)
     return result
+
+
+def write_failures(out: Path, result: BatchResult) -> None:
+    """``out/failures.json``: the scans that failed and why, in list order ([] if none)."""
+    failures = [{"scan": str(scan), "error": message} for scan, message in result.failed]
+    (out / FAILURES_FILE).write_text(json.dumps(failures, indent=2) + "\n", encoding="utf-8")
 
 
 def _report_batch(generator: _Reporter, cases: list[Any], settings: Any, heatmap: bool) -> list:

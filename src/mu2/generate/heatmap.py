@@ -60,6 +60,35 @@ def frames_to_input(heat_frames: torch.Tensor, prepared: Any) -> np.ndarray:
     return normalise_heat(heat)
 
 
+def attribution_to_input(attribution: torch.Tensor, prepared: Any) -> np.ndarray:
+    """Per-question patch relevance (B, T, gz, gy, gx) -> one heat map (X, Y, Z) in [0, 1].
+
+    Everything up to the last step runs on the prepared frame grid (T, K, H, W), a few MB:
+    each question's map is upsampled there, clipped at 0 and scaled to its own peak, and
+    the questions are averaged. Only the mean goes to the input grid, resampled in chunks
+    straight into one float32 array and scaled to [0, 1] in place, so the peak memory of
+    the heat map is 4 bytes per input voxel whatever the number of questions.
+    """
+    frame_shape = prepared.frames.shape[1:]  # (K, H, W)
+    mean = None
+    for a in attribution:  # (T, gz, gy, gx): one question
+        f = patches_to_frames(a, frame_shape)  # (T, K, H, W)
+        f = torch.nan_to_num(f, nan=0.0, posinf=0.0, neginf=0.0).clamp_(min=0.0)
+        peak = float(f.max()) if f.numel() else 0.0
+        if peak > 0:
+            f.div_(peak)
+        mean = f if mean is None else mean.add_(f)
+    if mean is None:
+        raise ValueError("no attribution maps to average")
+    mean.div_(len(attribution))
+    heat = prepared.to_input(mean)  # (X, Y, Z) float32, the only input-sized array
+    np.clip(heat, 0.0, None, out=heat)
+    peak = float(heat.max()) if heat.size else 0.0
+    if peak > 0:
+        heat /= peak
+    return heat
+
+
 def save_heatmap_nifti(volume: Any, heat: np.ndarray, path: str | Path) -> Path:
     """Write heat (canonical grid) as NIfTI with the input's affine and array shape."""
     from mu2.io import save_like
@@ -94,6 +123,16 @@ def hottest_slices(heat: np.ndarray, n: int, min_gap: int | None = None) -> list
 def _window(ct: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     lo, hi = window
     return np.clip((ct - lo) / (hi - lo), 0.0, 1.0)
+
+
+def _windowed_mean_over_y(
+    ct: np.ndarray, window: tuple[float, float], chunk: int = 32
+) -> np.ndarray:
+    """Mean over Y of the windowed CT, (X, Y, Z) -> (X, Z), a few slices at a time."""
+    out = np.empty((ct.shape[0], ct.shape[2]), dtype=np.float32)
+    for z0 in range(0, ct.shape[2], chunk):
+        out[:, z0 : z0 + chunk] = _window(ct[:, :, z0 : z0 + chunk], window).mean(axis=1)
+    return out
 
 
 def _axial(a: np.ndarray) -> np.ndarray:
@@ -161,7 +200,6 @@ def save_heatmap_png(
         raise ValueError(f"CT {ct.shape} and heat {heat.shape} must share one grid")
     sx, sy, sz = (float(s) for s in spacing)
     slices = hottest_slices(heat, n_slices)
-    ct_w = _window(ct, window)
     vrange = display_range(heat)
     panels = len(slices) + 1
     cols = min(4, panels)
@@ -173,13 +211,14 @@ def save_heatmap_png(
     fig.subplots_adjust(top=1.0 - (title_in + 0.35) / height)
     flat = axes.ravel()
     for ax, z in zip(flat, slices, strict=False):
-        _overlay(ax, _axial(ct_w[:, :, z]), _axial(heat[:, :, z]), cmap, sy / sx, vrange)
+        ct_z = _window(ct[:, :, z], window)  # one slice at a time: no windowed copy of the CT
+        _overlay(ax, _axial(ct_z), _axial(heat[:, :, z]), cmap, sy / sx, vrange)
         ax.set_title(f"axial z={z} ({z * sz:.0f} mm)", fontsize=9)
     # Coronal view: CT as a mean projection over Y (radiograph-like), heat as its MIP.
     mip_ax = flat[len(slices)]
     _overlay(
         mip_ax,
-        _coronal(ct_w.mean(axis=1)),
+        _coronal(_windowed_mean_over_y(ct, window)),
         _coronal(heat.max(axis=1)),
         cmap,
         sz / sx,

@@ -11,13 +11,13 @@ into load / prepare / encode / generate so slow steps are visible.
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors import SafetensorError
 
@@ -25,7 +25,7 @@ from mu2.errors import Mu2Error
 from mu2.findings.catalogue import REGIONS, Finding
 from mu2.generate.coverage import heatmap_peaks, scan_coverage
 from mu2.generate.decode import DecodeOptions, decode
-from mu2.generate.heatmap import frames_to_input, normalise_heat, patches_to_frames
+from mu2.generate.heatmap import attribution_to_input
 from mu2.generate.home import resolve_model_dir
 from mu2.generate.regions import default_question
 from mu2.generate.result import ReportResult, Section
@@ -108,7 +108,16 @@ class ReportGenerator:
             model = Mu2ForConditionalGeneration.from_pretrained(model_dir, **kwargs)
         except Mu2Error:
             raise
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError, SafetensorError) as err:
+        except (
+            OSError,
+            EOFError,
+            ValueError,
+            KeyError,
+            TypeError,
+            RuntimeError,
+            SafetensorError,
+            pickle.UnpicklingError,  # a pytorch_model.bin that weights_only refuses to unpickle
+        ) as err:
             # A folder that is not (or no longer) a complete saved model: one line, not a trace.
             raise Mu2Error(
                 f"cannot load the model ({type(err).__name__}: {_first_line(err)})",
@@ -334,11 +343,8 @@ class ReportGenerator:
         heat = None
         if attribution and all(a is not None for a in attribution):
             t0 = time.perf_counter()
-            heats = [
-                frames_to_input(patches_to_frames(a, prepared.frames.shape[1:]), prepared)
-                for a in attribution  # (T, gz, gy, gx): one map per question
-            ]
-            heat = normalise_heat(np.mean(heats, axis=0))
+            # (B, T, gz, gy, gx) -> (X, Y, Z): averaged on the frame grid, one input-sized array
+            heat = attribution_to_input(attribution, prepared)
             timings["heatmap"] = time.perf_counter() - t0  # patches -> voxels of the input
         findings, notes = self._tidy(volume, sections, warnings)
         timings["total"] = sum(timings.values())

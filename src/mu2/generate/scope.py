@@ -59,9 +59,10 @@ def plan_regions(
             )
         if not ask:
             what = f"covers the {_names(covered)}" if covered else "covers no body region"
+            knows = f"knows the {_names(known)}" if known else "lists no region on its card"
             raise Mu2Error(
                 f"the scan {what} by its HU landmarks (lungs, pelvic bones) and the model "
-                f"knows the {_names(known)}: nothing to ask",
+                f"{knows}: nothing to ask",
                 fix="name a region with --region R --force to ask anyway, or use a model "
                 "trained on this region",
             )

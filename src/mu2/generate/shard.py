@@ -35,6 +35,7 @@ from mu2.generate.batch import (
     _unique_names,
     read_input_list,
     run_batch,
+    write_failures,
 )
 
 SHARD_ENV = "MU2_SHARD"
@@ -127,6 +128,7 @@ def merge_records(out: Path, count: int) -> BatchResult:
     result = BatchResult()
     result.written = [(s, p) for _, s, p in sorted(written, key=lambda r: r[0])]
     result.failed = [(s, m) for _, s, m in sorted(failed, key=lambda r: r[0])]
+    write_failures(out, result)
     return result
 
 
@@ -159,7 +161,7 @@ def run_job(job: BatchJob, shard: Shard, progress: bool = True) -> BatchResult |
     result = run_batch(
         generator, [scans[i] for i in mine], out, progress=progress,
         batch_size=job.batch_size, workers=job.workers, names=[names[i] for i in mine],
-        **job.report,
+        failures_file=shard.count == 1, **job.report,
     )  # fmt: skip
     if shard.count == 1:
         return result

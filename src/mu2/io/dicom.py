@@ -21,7 +21,7 @@ import pydicom
 from pydicom.errors import InvalidDicomError
 
 from mu2.errors import Mu2Error
-from mu2.io.checks import check_memory, short_reason
+from mu2.io.checks import check_geometry, check_memory, short_reason
 
 if TYPE_CHECKING:
     import SimpleITK as sitk
@@ -114,6 +114,17 @@ def _quiet_itk() -> Iterator[None]:
         sitk.ProcessObject.SetGlobalWarningDisplay(previous)
 
 
+def itk_reason(err: BaseException, where: str = "") -> str:
+    """The reason in an ITK exception: its first line only names the C++ source file, the
+    words that matter follow 'ERROR:' (or sit on the last line)."""
+    text = str(err).replace(where, "<file>") if where else str(err)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    for ln in lines:
+        if "ERROR:" in ln:
+            return short_reason(RuntimeError(ln.split("ERROR:", 1)[1].strip()), limit=160)
+    return short_reason(RuntimeError(lines[-1] if lines else type(err).__name__), limit=160)
+
+
 def _sitk_read(files: list[Path], where: str) -> np.ndarray:
     """Decode pixels (rescale applied by GDCM) -> float32 array (X, Y, Z)."""
     import SimpleITK as sitk
@@ -126,7 +137,7 @@ def _sitk_read(files: list[Path], where: str) -> np.ndarray:
             image = reader.Execute()
     except RuntimeError as err:
         raise Mu2Error(
-            f"could not decode DICOM pixel data ({short_reason(err, where)})",
+            f"could not decode DICOM pixel data ({itk_reason(err, where)})",
             path=where,
             fix="check the files are complete; re-export the series uncompressed if it persists",
         ) from None
@@ -145,21 +156,67 @@ def _sitk_affine(image: sitk.Image) -> np.ndarray:
 def _series_volume(series: _Series, where: str, meta: dict) -> tuple[np.ndarray, np.ndarray]:
     """Sort slices by position, build the RAS affine, read pixels in that order."""
     for s in series.slices:
-        if "ImagePositionPatient" not in s.header or "PixelSpacing" not in s.header:
+        missing = [
+            tag
+            for tag in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing")
+            if tag not in s.header
+        ]
+        if missing:
             raise Mu2Error(
-                f"slice {s.path.name} has no ImagePositionPatient/PixelSpacing; cannot stack",
+                f"slice {s.path.name} has no {'/'.join(missing)}; cannot place it in 3-D",
                 path=where,
-                fix=_FIX_FOLDER,
+                fix="export the series with its geometry tags (a CT scanner or PACS export "
+                "keeps them; an anonymiser may have removed them)",
             )
-    iop = np.asarray(series.first.ImageOrientationPatient, float)
+    samples = int(series.first.get("SamplesPerPixel", 1) or 1)
+    if samples != 1:
+        raise Mu2Error(
+            f"slices hold colour pixels ({samples} samples per pixel, "
+            f"{series.first.get('PhotometricInterpretation', '?')}), not CT intensities",
+            path=where,
+            fix="export the original grey-scale CT series, not screenshots or a rendered image",
+        )
+    try:
+        iop = np.asarray(series.first.ImageOrientationPatient, float).reshape(6)
+        pos = np.array([np.asarray(s.header.ImagePositionPatient, float) for s in series.slices])
+        dy, dx = (float(v) for v in series.first.PixelSpacing)  # (row, column spacing)
+    except (ValueError, TypeError):
+        raise Mu2Error(
+            "ImageOrientationPatient / ImagePositionPatient / PixelSpacing are not 6 / 3 / 2 "
+            "numbers",
+            path=where,
+            fix="re-export the series; its geometry tags are malformed",
+        ) from None
+    if pos.shape[1:] != (3,) or not (dx > 0 and dy > 0):
+        raise Mu2Error(
+            f"PixelSpacing is {dy:g}\\{dx:g} mm; both must be > 0"
+            if pos.shape[1:] == (3,)
+            else "ImagePositionPatient is not 3 numbers",
+            path=where,
+            fix="re-export the series with its real pixel spacing (or fix the tag with pydicom)",
+        )
     row_dir, col_dir = iop[:3], iop[3:]  # direction of increasing column / row index
     normal = np.cross(row_dir, col_dir)
-    pos = np.array([np.asarray(s.header.ImagePositionPatient, float) for s in series.slices])
+    if np.linalg.norm(normal) < 1e-3:
+        raise Mu2Error(
+            f"ImageOrientationPatient {[float(v) for v in iop]} does not give two independent "
+            "directions",
+            path=where,
+            fix="re-export the series; its orientation tag is corrupt",
+        )
     order = np.argsort(pos @ normal, kind="stable")
     slices = [series.slices[i] for i in order]
     pos = pos[order]
     depth = pos @ normal
     keep = np.concatenate([[True], np.diff(depth) > 1e-3])
+    if keep.sum() < 2:
+        raise Mu2Error(
+            f"all {len(slices)} slices share one position along the slice normal"
+            if len(slices) > 1
+            else "2-D image: the series has one slice",
+            path=where,
+            fix=_FIX_FOLDER + " (one slice per position)",
+        )
     if not keep.all():
         message = f"{where}: {int((~keep).sum())} slices repeat a position; kept the first of each"
         meta["warnings"].append(message)
@@ -169,8 +226,6 @@ def _series_volume(series: _Series, where: str, meta: dict) -> tuple[np.ndarray,
             pos[keep],
             depth[keep],
         )
-    if len(slices) < 2:
-        raise Mu2Error("2-D image: the series has one slice", path=where, fix=_FIX_FOLDER)
     gaps = np.diff(depth)
     median_gap = float(np.median(gaps))
     if np.abs(gaps - median_gap).max() > UNEVEN_SPACING_TOLERANCE * median_gap:
@@ -180,15 +235,40 @@ def _series_volume(series: _Series, where: str, meta: dict) -> tuple[np.ndarray,
         )
         meta["warnings"].append(message)
         log.warning(message)
-    dy, dx = (float(v) for v in series.first.PixelSpacing)  # (row spacing, column spacing)
     lps = np.eye(4)
     lps[:3, 0] = row_dir * dx
     lps[:3, 1] = col_dir * dy
     lps[:3, 2] = (pos[-1] - pos[0]) / (len(slices) - 1)  # slice step, tilt included
     lps[:3, 3] = pos[0]
+    check_geometry(lps, where, "the slice geometry")
+    _check_pixel_sizes(slices, where)
     data = _sitk_read([s.path for s in slices], where)
     meta["series"]["n_slices"] = len(slices)
     return data, LPS_TO_RAS @ lps
+
+
+def _check_pixel_sizes(slices: list[_Slice], where: str) -> None:
+    """An uncompressed slice smaller than its pixels is truncated: GDCM would pad it with
+    zeros without a word, so it is refused here (compressed slices fail in the decoder)."""
+    for s in slices:
+        ts = getattr(getattr(s.header, "file_meta", None), "TransferSyntaxUID", None)
+        if ts is None or ts.is_compressed:
+            continue
+        h = s.header
+        need = int(h.Rows) * int(h.Columns) * (int(h.get("BitsAllocated", 16)) // 8)
+        need *= int(h.get("SamplesPerPixel", 1) or 1)
+        try:  # the pixel element's length, without loading its bytes
+            elem = pydicom.dcmread(s.path, defer_size=256).get_item("PixelData")
+        except (InvalidDicomError, OSError, EOFError, ValueError, TypeError, KeyError):
+            elem = None
+        size = 0 if elem is None else int(getattr(elem, "length", None) or len(elem.value or b""))
+        if size < need:
+            raise Mu2Error(
+                f"slice {s.path.name} holds {size:,} bytes of pixel data, fewer than its "
+                f"{need:,} (truncated)",
+                path=where,
+                fix="copy or export the series again; check that the transfer finished",
+            )
 
 
 def _check_modality(ds: pydicom.Dataset, allow_non_ct: bool, where: str) -> str:
@@ -203,7 +283,7 @@ def _check_modality(ds: pydicom.Dataset, allow_non_ct: bool, where: str) -> str:
 
 
 def read_dicom(
-    path: Path, max_voxels: int, allow_non_ct: bool
+    path: Path, max_voxels: int, allow_non_ct: bool, max_memory_bytes: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Return (data (X=column, Y=row, Z=slice) float32 HU, RAS affine, meta)."""
     import SimpleITK as sitk
@@ -219,19 +299,21 @@ def read_dicom(
         # One multi-frame file (enhanced CT): GDCM knows its per-frame geometry.
         modality = _check_modality(single, allow_non_ct, where)
         shape = (int(single.Columns), int(single.Rows), int(single.NumberOfFrames))
-        check_memory(shape, max_voxels, where)
+        check_memory(shape, max_voxels, where, max_memory_bytes)
         try:
             with _quiet_itk():
                 image = sitk.Cast(sitk.ReadImage(where), sitk.sitkFloat32)
         except RuntimeError as err:
             raise Mu2Error(
-                f"could not decode DICOM ({short_reason(err, where)})",
+                f"could not decode DICOM ({itk_reason(err, where)})",
                 path=where,
                 fix="check the file is complete; re-export it if it persists",
             ) from None
         data = np.ascontiguousarray(sitk.GetArrayFromImage(image).transpose(2, 1, 0))
         meta.update(modality=modality, series={"n_slices": shape[2], "multi_frame": True})
-        return data, _sitk_affine(image), meta
+        affine = _sitk_affine(image)
+        check_geometry(affine, where, "the multi-frame geometry")
+        return data, affine, meta
 
     # a folder: its whole tree; one slice: the other files beside it
     series_list, n_files = _collect(folder, recursive=single is None)
@@ -265,7 +347,10 @@ def read_dicom(
         )
     meta["modality"] = _check_modality(chosen.first, allow_non_ct, where)
     check_memory(
-        (int(chosen.first.Columns), int(chosen.first.Rows), len(chosen.slices)), max_voxels, where
+        (int(chosen.first.Columns), int(chosen.first.Rows), len(chosen.slices)),
+        max_voxels,
+        where,
+        max_memory_bytes,
     )
     data, affine = _series_volume(chosen, where, meta)
     return data, affine, meta

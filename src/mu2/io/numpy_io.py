@@ -8,6 +8,7 @@ A ``.npy`` carries no geometry, so its spacing is taken as 1 mm on every axis; a
 
 from __future__ import annotations
 
+import math
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from mu2.errors import Mu2Error
-from mu2.io.checks import check_memory, short_reason, spatial_shape
+from mu2.io.checks import check_compression, check_dtype, check_memory, short_reason, spatial_shape
 
 NPY_DEFAULT_SPACING_MM = (1.0, 1.0, 1.0)
 NPZ_ARRAY_KEYS = ("array", "image")
@@ -37,8 +38,11 @@ def _npy_header(fileobj: Any, where: str) -> tuple[tuple[int, ...], np.dtype]:
 
 
 def _check_dtype(dtype: np.dtype, where: str) -> None:
-    if dtype.kind not in "iufb":
-        raise Mu2Error(f"array has dtype {dtype}, not numbers", path=where, fix=_FIX)
+    if dtype.kind == "O":
+        raise Mu2Error(
+            "array holds Python objects (a pickle), which mu2 never loads", path=where, fix=_FIX
+        )
+    check_dtype(dtype, where)
 
 
 def _npz_key(names: list[str], where: str) -> str:
@@ -55,7 +59,9 @@ def _npz_key(names: list[str], where: str) -> str:
     )
 
 
-def read_numpy(path: Path, max_voxels: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+def read_numpy(
+    path: Path, max_voxels: int, max_memory_bytes: int | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Return (data as float32 (X, Y, Z), affine from spacing, meta) for .npy / .npz."""
     where = str(path)
     spacing: tuple[float, ...] = NPY_DEFAULT_SPACING_MM
@@ -64,8 +70,16 @@ def read_numpy(path: Path, max_voxels: int) -> tuple[np.ndarray, np.ndarray, dic
         with open(path, "rb") as fh:
             shape, dtype = _npy_header(fh, where)
         _check_dtype(dtype, where)
-        check_memory(shape, max_voxels, where)
+        check_memory(shape, max_voxels, where, max_memory_bytes)
         dims = spatial_shape(shape, where)
+        need = math.prod(shape) * dtype.itemsize
+        if path.stat().st_size < need:
+            raise Mu2Error(
+                f"file holds {path.stat().st_size:,} bytes but its header needs more than "
+                f"{need:,} (truncated)",
+                path=where,
+                fix=_FIX,
+            )
         try:
             data = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as err:
@@ -86,8 +100,10 @@ def read_numpy(path: Path, max_voxels: int) -> tuple[np.ndarray, np.ndarray, dic
             with zf.open(key + ".npy") as fh:
                 shape, dtype = _npy_header(fh, where)
             _check_dtype(dtype, where)
-            check_memory(shape, max_voxels, where)
+            check_memory(shape, max_voxels, where, max_memory_bytes)
             dims = spatial_shape(shape, where)
+            info = zf.getinfo(key + ".npy")
+            check_compression(info.compress_size, math.prod(shape) * dtype.itemsize, where)
         try:
             with np.load(path, allow_pickle=False) as npz:
                 data = npz[key]

@@ -14,6 +14,7 @@ smaller result.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +31,62 @@ def resize_xyz(block: torch.Tensor, size: tuple[int, int, int], mode: str) -> to
     kwargs = {"align_corners": False} if mode == "trilinear" else {}
     # (X, Y, Z) -> (1, 1, X, Y, Z) -> resized -> (X', Y', Z')
     return F.interpolate(block[None, None], size=size, mode=mode, **kwargs)[0, 0]
+
+
+# Output slices per step of the chunked trilinear resample in ``PrepMapping.to_input``.
+TO_INPUT_CHUNK_SLICES = 16
+
+
+def trilinear_z_chunks(
+    block: torch.Tensor,
+    size: tuple[int, int, int],
+    chunk_slices: int,
+    clip: tuple[float, float] | None = None,
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """Trilinear resize of ``block`` (X', Y', Z') to ``size`` (X, Y, Z), in chunks along Z.
+
+    Yields (output z slice, (X, Y, n) chunk). Trilinear interpolation is separable: each
+    chunk is a bilinear in-plane resize (torch) of the few source slices it needs, blended
+    along Z with PyTorch's own ``align_corners=False`` source index (src = (z + 0.5) *
+    D / Z - 0.5, clamped at 0), so the chunks equal one ``F.interpolate`` call up to float
+    rounding. Written out here because torch offers no chunked or streamed resize.
+    ``clip`` (lo, hi) clamps the source slices first (as clipping the whole block would),
+    so ``block`` may be a view of the caller's array: it is never copied whole.
+    """
+    xs, ys, zs = (int(v) for v in block.shape)
+    xo, yo, zo = (int(v) for v in size)
+    scale = zs / zo
+    for start in range(0, zo, max(1, chunk_slices)):
+        stop = min(zo, start + max(1, chunk_slices))
+        src = ((torch.arange(start, stop, dtype=torch.float64) + 0.5) * scale - 0.5).clamp(min=0)
+        i0 = src.floor().long().clamp(max=zs - 1)
+        i1 = (i0 + 1).clamp(max=zs - 1)
+        lam = (src - i0).to(torch.float32)  # (n,)
+        used = torch.unique(torch.cat([i0, i1]))  # sorted source slices this chunk reads
+        # (X', Y', k) -> (k, 1, X', Y') -> bilinear -> (k, 1, X, Y) -> (X, Y, k)
+        planes = block.index_select(2, used).permute(2, 0, 1)[:, None]
+        if clip is not None:
+            planes = planes.clamp(*clip)  # a copy of these few slices only
+        if (xs, ys) != (xo, yo):
+            planes = F.interpolate(planes, size=(xo, yo), mode="bilinear", align_corners=False)
+        planes = planes[:, 0].permute(1, 2, 0)
+        a = planes[:, :, torch.searchsorted(used, i0)]  # (X, Y, n)
+        b = planes[:, :, torch.searchsorted(used, i1)]
+        yield slice(start, stop), a + (b - a) * lam
+
+
+def resize_clipped(
+    block: torch.Tensor,
+    size: tuple[int, int, int],
+    clip: tuple[float, float],
+    chunk_slices: int = TO_INPUT_CHUNK_SLICES,
+) -> torch.Tensor:
+    """``resize_xyz(block.clamp(*clip), size, "trilinear")`` without a clipped copy of the
+    whole block: (X', Y', Z') view -> (X, Y, Z) float32, built a few output slices at a time."""
+    out = torch.empty(size, dtype=torch.float32)
+    for zs, chunk in trilinear_z_chunks(block, size, chunk_slices, clip):
+        out[:, :, zs] = chunk
+    return out
 
 
 @dataclass(frozen=True)
@@ -85,10 +142,17 @@ class PrepMapping:
         block = resize_xyz(t[x0:x1, y0:y1, z0:z1], (w, h, d), mode)
         return self.place(block)
 
-    def to_input(self, heat: np.ndarray | torch.Tensor, mode: str = "trilinear") -> np.ndarray:
+    def to_input(
+        self,
+        heat: np.ndarray | torch.Tensor,
+        mode: str = "trilinear",
+        chunk_slices: int = TO_INPUT_CHUNK_SLICES,
+    ) -> np.ndarray:
         """Map frames (T, K, H, W), e.g. an attention heat map, back to the input grid (X, Y, Z).
 
-        Padding is dropped and voxels outside the crop box get 0.
+        Padding is dropped and voxels outside the crop box get 0. Trilinear maps are
+        resampled ``chunk_slices`` output slices at a time, so peak memory is the output
+        array plus a few slices.
         """
         h_t = torch.as_tensor(np.asarray(heat), dtype=torch.float32)
         if tuple(h_t.shape) != self.frames_shape:
@@ -99,8 +163,14 @@ class PrepMapping:
         block = h_t.reshape(-1, self.size, self.size)[od : od + d, oh : oh + h, ow : ow + w]
         # undo the display flips and axis order: (D, H', W') -> (X', Y', Z')
         block = block.flip(1, 2).permute(2, 1, 0).contiguous()
-        block = resize_xyz(block, self.crop_shape, mode)  # -> (Xc, Yc, Zc)
         out = np.zeros(self.input_shape, dtype=np.float32)
         (x0, x1), (y0, y1), (z0, z1) = self.crop
-        out[x0:x1, y0:y1, z0:z1] = block.numpy()
+        if mode != "trilinear":
+            out[x0:x1, y0:y1, z0:z1] = resize_xyz(block, self.crop_shape, mode).numpy()
+            return out
+        # Written straight into ``out`` a few slices at a time: a whole-volume interpolate
+        # needs several float32 copies of the input grid (gigabytes for a 512 x 512 x 1024
+        # scan); this needs one.
+        for zs, chunk in trilinear_z_chunks(block, self.crop_shape, chunk_slices):
+            out[x0:x1, y0:y1, z0 + zs.start : z0 + zs.stop] = chunk.numpy()
         return out

@@ -26,7 +26,7 @@ import torch
 
 from mu2.io.volume import CTVolume
 from mu2.preprocess.config import PrepConfig
-from mu2.preprocess.mapping import Box, PrepMapping, resize_xyz
+from mu2.preprocess.mapping import Box, PrepMapping, resize_clipped
 
 
 @dataclass
@@ -85,7 +85,9 @@ def plan(
         )
     xc, yc, zc = crop_shape
     scale = cfg.size / max(xc, yc)  # longer in-plane side -> size (MONAI "longest" rounding)
-    h, w = int(round(yc * scale)), int(round(xc * scale))
+    # at least one pixel: a slab thinner than one output pixel (300 x 2 x 20) must not ask
+    # the resize for an empty axis
+    h, w = max(1, int(round(yc * scale))), max(1, int(round(xc * scale)))
     depth = zc if zc <= cfg.max_slices else cfg.max_slices
     frames = min(math.ceil(depth / cfg.frame_slices), cfg.max_frames)
     return (depth, h, w), frames
@@ -124,12 +126,13 @@ def prepare(volume: CTVolume, cfg: PrepConfig) -> Prepared:
     arr = np.asarray(volume.array, dtype=np.float32)  # (X, Y, Z) HU
     mapping, (lo, hi) = _plan_mapping(arr, cfg, volume.spacing)
     (x0, x1), (y0, y1), (z0, z1) = mapping.crop
-    # (Xc, Yc, Zc): a clipped copy of the crop only (the input is never modified)
-    crop = torch.from_numpy(np.clip(arr[x0:x1, y0:y1, z0:z1], lo, hi))
+    # (Xc, Yc, Zc): a view of the crop; clipped slab by slab while resizing, so neither the
+    # input is modified nor a clipped copy of the whole crop made
+    crop = torch.from_numpy(arr[x0:x1, y0:y1, z0:z1])
     d, h, w = mapping.resized
     total = mapping.frames * cfg.frame_slices
     od, oh, ow = mapping.offset
-    block = resize_xyz(crop, (w, h, d), "trilinear")  # (Xc, Yc, Zc) -> (W', H', D)
+    block = resize_clipped(crop, (w, h, d), (lo, hi))  # (Xc, Yc, Zc) -> (W', H', D)
     frames = mapping.place(block)  # (T, K, H, W), HU inside the block, 0 in the padding
     inner = frames.view(total, cfg.size, cfg.size)[od : od + d, oh : oh + h, ow : ow + w]
     span = hi - lo

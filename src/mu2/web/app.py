@@ -11,17 +11,21 @@ schema itself is served at ``/openapi.json``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import html
 import logging
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from mu2.errors import Mu2Error
+from mu2.web.guard import TOKEN_HEADER, GuardMiddleware, new_token
 from mu2.web.service import ReportService
 from mu2.web.settings import ServeSettings
 from mu2.web.uploads import ACCEPTED, UploadRejected, receive_upload
@@ -31,6 +35,7 @@ log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 NIFTI_GZ_TYPE = "application/gzip"
 FHIR_JSON_TYPE = "application/fhir+json"
+DISCONNECT_POLL_S = 0.5  # how often a waiting request checks that its client is still there
 
 _REPORT_BODY = {
     "requestBody": {
@@ -76,14 +81,21 @@ _REPORT_BODY = {
     }
 }
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Malformed upload, or an unsafe zip (path traversal, links)."},
+    400: {
+        "description": "Malformed upload, an unsafe zip (path traversal, links), or a Host "
+        "header this server does not serve."
+    },
+    403: {"description": f"Missing or wrong {TOKEN_HEADER} header, or a foreign Origin."},
     413: {"description": "Upload larger than the limit, or a zip that unpacks too far."},
     415: {"description": "Not a .nii, .nii.gz, .npy or zipped DICOM series."},
     422: {
-        "description": "The scan cannot be read, is not a CT, or an unknown region or one "
-        "outside the scan / model card."
+        "description": "The scan cannot be read, is not a CT, needs more memory than the "
+        "server's budget, or an unknown region or one outside the scan / model card."
     },
+    431: {"description": "Too many request headers."},
+    500: {"description": "An internal error (a bug): JSON with one line."},
     503: {"description": "Too many requests already queued for the model."},
+    507: {"description": "Not enough free disk space for the upload."},
 }
 
 
@@ -125,6 +137,23 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.service = service
+    app.state.token = settings.token or new_token()
+    app.add_middleware(
+        GuardMiddleware,
+        token=app.state.token,
+        allowed_hosts=settings.allowed_hosts,
+        allowed_origins=settings.allowed_origins,
+        max_headers=settings.max_headers,
+    )
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, err: Exception) -> JSONResponse:
+        log.exception("internal error")
+        line = (str(err).splitlines() or [""])[0][:200]
+        return JSONResponse(
+            {"detail": f"internal error: {type(err).__name__}: {line} -- fix: see the server log"},
+            status_code=500,
+        )
 
     @app.exception_handler(UploadRejected)
     async def _rejected(_: Request, err: UploadRejected) -> JSONResponse:
@@ -150,8 +179,12 @@ def create_app(
 
         Requests that arrive while the model is busy wait their turn.
         """
-        async with receive_upload(request, service.limits) as upload:
-            _, stored = await service.report(upload)
+        # A place in the queue first: a flood is refused before its bodies are read.
+        async with (
+            service.worker.admission(),
+            receive_upload(request, service.limits, service.disk_budget) as upload,
+        ):
+            stored = await _unless_disconnected(request, service, upload)
         return JSONResponse(stored.doc)
 
     @app.get("/api/result/{rid}", tags=["report"], responses={404: {}})
@@ -193,12 +226,33 @@ def create_app(
             raise UploadRejected(404, f"result '{rid}' has no heat map")
         return Response(data, media_type="application/octet-stream")
 
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    meta = f'<meta name="mu2-token" content="{html.escape(app.state.token)}">'
+    page = page.replace("</head>", f"  {meta}\n</head>", 1)  # the page sends it on POST
+
     @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html")
+    async def index() -> HTMLResponse:
+        return HTMLResponse(page, headers={"Cache-Control": "no-store"})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+async def _unless_disconnected(request: Request, service: ReportService, upload: Any) -> Any:
+    """The report, or its cancellation when the client disconnects while it waits or runs:
+    a queued job is taken off the queue, a running one stops at its next stage."""
+    cancel = threading.Event()
+    task = asyncio.ensure_future(service.report(upload, cancel))
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=DISCONNECT_POLL_S)
+        if done:
+            return task.result()[1]
+        if await request.is_disconnected():
+            cancel.set()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            raise UploadRejected(499, "the client closed the connection; report cancelled")
 
 
 def _version() -> str:

@@ -8,6 +8,7 @@ the heat map), package the downloads and the viewer's volume. The routes in
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +18,14 @@ from mu2.errors import Mu2Error
 from mu2.web.preview import volume_preview
 from mu2.web.settings import ServeSettings
 from mu2.web.store import ResultStore, StoredResult
-from mu2.web.uploads import ACCEPTED, Upload, UploadLimits, UploadRejected, safe_stem
+from mu2.web.uploads import (
+    ACCEPTED,
+    DiskBudget,
+    Upload,
+    UploadLimits,
+    UploadRejected,
+    safe_stem,
+)
 from mu2.web.worker import ModelWorker
 
 log = logging.getLogger(__name__)
@@ -35,18 +43,36 @@ def _hide_paths(message: str, upload: Upload) -> str:
     return message
 
 
-# The CLI flags a refusal's fix names -> the form field (and page box) that does the same.
-WEB_FIXES = {
-    "add --allow-non-ct": "send allow_non_ct=true (the page's 'allow non-CT' box)",
-    "add --force": "send force=true (the page's 'ask the region anyway' box)",
-    "--region R --force": "a region with force=true",
-}
+# Readers and the generator word their fixes for the CLI; an API caller cannot pass a flag.
+# The CLI phrase -> the form field (and page box) that does the same. Longest phrases
+# first, so a flag inside a longer phrase is not rewritten twice.
+API_HINTS: tuple[tuple[str, str], ...] = (
+    ("raise the cap (--max-voxels)", "send a cropped or resampled scan"),
+    ("lower the cap (--max-voxels) to refuse such files early", "send a smaller scan"),
+    ("name a region with --region R --force", "name a region and send force=true"),
+    ("add --allow-non-ct", "send allow_non_ct=true (the page's 'allow non-CT' box)"),
+    ("add --force", "send force=true (the page's 'ask the region anyway' box)"),
+    ("drop --question", "leave the question field empty"),
+    ("drop --region", "set the region field to auto"),
+    ("empty --question", "empty question field"),
+    ("--question", "the question field"),
+    ("--region", "the region field"),
+    ("--heatmap", "the heatmap field"),
+)
 
 
-def _web_fix(message: str) -> str:
-    for flag, field_ in WEB_FIXES.items():
-        message = message.replace(flag, field_)
+def api_hint(message: str) -> str:
+    """The same error line with CLI flags replaced by the API fields that do the job."""
+    for cli, api in API_HINTS:
+        message = message.replace(cli, api)
     return message
+
+
+def _stop_if(cancel: threading.Event | None, upload: Upload) -> None:
+    """Between stages: give up when the client that asked has gone."""
+    if cancel is not None and cancel.is_set():
+        log.info("client gone: stopped the report for %s", upload.filename)
+        raise UploadRejected(499, "the client closed the connection; report cancelled")
 
 
 class ReportService:
@@ -58,8 +84,14 @@ class ReportService:
         self.worker = ModelWorker(settings.max_queue)
         self.store = ResultStore(settings.cache_size, settings.cache_bytes)
         self.limits = UploadLimits(
-            settings.max_upload_bytes, settings.max_unzipped_bytes, settings.max_zip_entries
+            settings.max_upload_bytes,
+            settings.max_unzipped_bytes,
+            settings.max_zip_entries,
+            settings.max_unzip_ratio,
+            settings.min_free_disk_bytes,
         )
+        # what all requests unpacking at once may write, together
+        self.disk_budget = DiskBudget(settings.max_unzipped_bytes)
         self.started = time.time()
 
     # -- request options ------------------------------------------------------------------
@@ -101,30 +133,50 @@ class ReportService:
         }
 
     # -- one report -----------------------------------------------------------------------
-    async def report(self, upload: Upload) -> tuple[str, StoredResult]:
-        """Queue the upload for the model; returns the result id and the kept result."""
+    async def report(
+        self, upload: Upload, cancel: threading.Event | None = None
+    ) -> tuple[str, StoredResult]:
+        """Queue the upload for the model; returns the result id and the kept result.
+
+        ``cancel`` set (the client went away) stops the job at its next stage.
+        """
         opts = self.options(upload.fields)
         rid = uuid.uuid4().hex
         try:
-            stored, waited = await self.worker.run(self._job, upload, opts, rid)
+            stored, waited = await self.worker.run(self._job, upload, opts, rid, cancel)
         except UploadRejected:
             raise
         except Mu2Error as err:
-            raise UploadRejected(422, _web_fix(_hide_paths(str(err), upload))) from None
+            raise UploadRejected(422, api_hint(_hide_paths(str(err), upload))) from None
         stored.doc["timings"]["queue"] = round(waited, 4)
         self.store.put(rid, stored)
         return rid, stored
 
-    def _job(self, upload: Upload, opts: dict[str, Any], rid: str) -> StoredResult:
-        """Runs on the model thread: read, report, package (one scan in memory at a time)."""
+    def _job(
+        self,
+        upload: Upload,
+        opts: dict[str, Any],
+        rid: str,
+        cancel: threading.Event | None = None,
+    ) -> StoredResult:
+        """Runs on the model thread: read, report, package (one scan in memory at a time).
+
+        The header is costed against ``max_memory_gb`` before any voxel is read.
+        """
         from mu2.generate.fhir import describe_finding, to_fhir
         from mu2.generate.heatmap import save_heatmap_nifti
         from mu2.io import load_ct
 
         s = self.settings
+        _stop_if(cancel, upload)
         t0 = time.perf_counter()
-        volume = load_ct(upload.scan, allow_non_ct=opts["allow_non_ct"])
+        volume = load_ct(
+            upload.scan,
+            allow_non_ct=opts["allow_non_ct"],
+            max_memory_bytes=int(s.max_memory_gb * 2**30),
+        )
         load_seconds = time.perf_counter() - t0
+        _stop_if(cancel, upload)
         result = self.generator.report(
             volume,
             question=opts["question"],
@@ -145,6 +197,7 @@ class ReportService:
             _hide_paths(str(w), upload) for w in result.input.get("warnings") or []
         ]
         result.warnings = [_hide_paths(str(w), upload) for w in result.warnings]
+        _stop_if(cancel, upload)
         heat_nifti = None
         if result.heatmap is not None:
             path = save_heatmap_nifti(volume, result.heatmap, upload.workdir / "heatmap.nii.gz")
@@ -229,6 +282,8 @@ class ReportService:
                 "max_unzipped_bytes": self.settings.max_unzipped_bytes,
                 "max_zip_entries": self.settings.max_zip_entries,
                 "max_queue": self.settings.max_queue,
+                "max_memory_gb": self.settings.max_memory_gb,
+                "max_unzip_ratio": self.settings.max_unzip_ratio,
             },
             "generation": {
                 "max_new_tokens": self.settings.max_new_tokens,

@@ -6,7 +6,8 @@ Every limit is named here with its default, so the CLI, the tests and a YAML fil
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 
 from mu2.errors import Mu2Error
 
@@ -21,6 +22,25 @@ DEFAULT_CACHE_SIZE = 16  # finished results kept for downloads (least recently u
 DEFAULT_CACHE_BYTES = 1024 * MIB  # and at most this much memory for them
 DEFAULT_PREVIEW_MAX_DIM = 256  # voxels per axis of the volume the page draws
 DEFAULT_MAX_NEW_TOKENS = 256  # as `mu2 report`
+# A zipped series may unpack to at most this many times the upload's size (DICOM deflates
+# 2-5x), and to at most max_unzipped_bytes summed over all requests unpacking at once.
+DEFAULT_MAX_UNZIP_RATIO = 8.0
+# The model's work per request may use this share of the machine's memory by default.
+DEFAULT_MEMORY_FRACTION = 0.5
+DEFAULT_MIN_FREE_DISK_BYTES = 512 * MIB  # uploads are refused (507) below this free space
+DEFAULT_HEADER_TIMEOUT_S = 10.0  # a connection must send its request head within this
+DEFAULT_MAX_HEADERS = 64
+DEFAULT_MAX_HEADER_BYTES = 16 * 1024  # request line plus headers
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1"]
+
+
+def default_max_memory_gb() -> float:
+    """DEFAULT_MEMORY_FRACTION of the machine's RAM (8 GiB when it cannot be read)."""
+    try:
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 8.0
+    return round(ram * DEFAULT_MEMORY_FRACTION / 2**30, 1)
 
 
 @dataclass
@@ -57,6 +77,26 @@ class ServeSettings:
     """With do_sample: every request uses this seed, so one scan always gets one report."""
     heatmap: bool = True
     """Compute the question-to-CT heat map (the overlay and the NIfTI download)."""
+    max_memory_gb: float = field(default_factory=default_max_memory_gb)
+    """Memory budget of one report: a scan whose header asks for more (estimated from its
+    size, see mu2.io.checks.PEAK_BYTES_PER_VOXEL) is refused before it is read (422)."""
+    max_unzip_ratio: float = DEFAULT_MAX_UNZIP_RATIO
+    """A zip may unpack to at most this many times its own size (zip-bomb guard)."""
+    min_free_disk_bytes: int = DEFAULT_MIN_FREE_DISK_BYTES
+    """Uploads are refused (507) when the temp folder has less free space than this plus
+    what the upload needs."""
+    allowed_hosts: list[str] = field(default_factory=lambda: list(LOOPBACK_HOSTS))
+    """Host header values served (DNS-rebinding guard); '*' allows any."""
+    allowed_origins: list[str] = field(default_factory=list)
+    """Origins besides the page itself that may POST (e.g. http://my-viewer:3000)."""
+    token: str | None = None
+    """API token every POST must send in X-Mu2-Token; None = a new random one per start."""
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    """A connection that has not sent its request head within this is closed."""
+    max_headers: int = DEFAULT_MAX_HEADERS
+    """Most request headers accepted (431 beyond)."""
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
+    """Largest request head (request line plus headers) accepted."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -69,6 +109,8 @@ class ServeSettings:
             "cache_bytes",
             "preview_max_dim",
             "max_new_tokens",
+            "max_headers",
+            "max_header_bytes",
         ):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -76,6 +118,11 @@ class ServeSettings:
             problems.append(
                 f"min_new_tokens must lie in [0, max_new_tokens], got {self.min_new_tokens}"
             )
+        for name in ("max_memory_gb", "max_unzip_ratio", "header_timeout_s"):
+            if float(getattr(self, name)) <= 0:
+                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.token is not None and len(self.token) < 8:
+            problems.append("token must be at least 8 characters (or null for a random one)")
         if self.temperature <= 0:
             problems.append(f"temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:

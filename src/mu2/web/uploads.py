@@ -14,6 +14,7 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,54 @@ class UploadLimits:
     max_upload_bytes: int
     max_unzipped_bytes: int
     max_zip_entries: int
+    max_unzip_ratio: float = 8.0
+    """A zip unpacks to at most this many times its own size."""
+    min_free_disk_bytes: int = 0
+    """Free space the temp folder must keep after an upload (507 otherwise)."""
+
+
+class DiskBudget:
+    """Bytes that requests unpacking at the same time may claim in total (thread-safe):
+    each zip reserves its declared unpacked size (under a key, its folder) before writing
+    and releases it when that folder is removed, so concurrent zips cannot add up past
+    the cap."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def used(self) -> int:
+        with self._lock:
+            return sum(self._held.values())
+
+    def reserve(self, key: str, n: int, name: str) -> None:
+        with self._lock:
+            used = sum(self._held.values())
+            if used + n > self.total:
+                raise UploadRejected(
+                    503,
+                    f"'{name}' needs {_mb(n)} unpacked, but uploads being unpacked already "
+                    f"hold {_mb(used)} of the {_mb(self.total)} the server allows",
+                    fix="retry in a minute",
+                )
+            self._held[key] = n
+
+    def release(self, key: str) -> None:
+        with self._lock:
+            self._held.pop(key, None)
+
+
+def check_free_disk(folder: Path, need: int, limits: UploadLimits, name: str) -> None:
+    """507 when writing ``need`` bytes would leave less than ``min_free_disk_bytes`` free."""
+    free = shutil.disk_usage(folder).free
+    if free - need < limits.min_free_disk_bytes:
+        raise UploadRejected(
+            507,
+            f"not enough free disk space for '{name}' ({_mb(need)} needed, {_mb(free)} free)",
+            fix="retry later; the server's temp folder is full",
+        )
 
 
 @dataclass
@@ -139,14 +188,24 @@ def _safe_target(dest: Path, name: str) -> Path:
     return target
 
 
-def extract_zip(path: Path, dest: Path, limits: UploadLimits, filename: str = "") -> Path:
+def extract_zip(
+    path: Path,
+    dest: Path,
+    limits: UploadLimits,
+    filename: str = "",
+    budget: DiskBudget | None = None,
+) -> Path:
     """Unpack a zipped series into ``dest`` with the traversal and zip-bomb checks.
 
-    The declared sizes are checked first (cheap). An entry that inflates past its declared
-    size is cut there by ``zipfile`` and fails its CRC (400); the bytes written are
-    counted against the cap as well, so the guard does not rest on that alone.
+    The declared sizes are checked first (cheap), against the smaller of
+    ``max_unzipped_bytes`` and ``max_unzip_ratio`` times the zip's own size, against the
+    free disk space, and reserved in ``budget`` (shared by concurrent requests; the
+    caller releases it). An entry that inflates past its declared size is cut there by
+    ``zipfile`` and fails its CRC (400); the bytes written are counted against the cap
+    as well, so the guard does not rest on that alone.
     """
     name = filename or path.name
+    cap = min(limits.max_unzipped_bytes, int(limits.max_unzip_ratio * path.stat().st_size))
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as err:
@@ -165,13 +224,18 @@ def extract_zip(path: Path, dest: Path, limits: UploadLimits, filename: str = ""
         if not files:
             raise UploadRejected(400, f"'{name}' is an empty zip", fix="zip the DICOM folder")
         declared = sum(i.file_size for i in files)
-        if declared > limits.max_unzipped_bytes:
+        if declared > cap:
             raise UploadRejected(
                 413,
-                f"'{name}' unpacks to {_mb(declared)}, more than the "
-                f"{_mb(limits.max_unzipped_bytes)} accepted (zip-bomb guard)",
-                fix="upload one series, or start the server with a larger max_unzipped_bytes",
+                f"'{name}' unpacks to {_mb(declared)}, more than the {_mb(cap)} accepted "
+                f"(at most {limits.max_unzip_ratio:g}x the zip and {_mb(limits.max_unzipped_bytes)}"
+                "; zip-bomb guard)",
+                fix="upload one series per zip (the server's max_unzipped_bytes and "
+                "max_unzip_ratio settings set the limit)",
             )
+        check_free_disk(dest.parent, declared, limits, name)
+        if budget is not None:
+            budget.reserve(str(dest), declared, name)
         written = 0
         for info in files:
             mode = info.external_attr >> 16
@@ -189,12 +253,12 @@ def extract_zip(path: Path, dest: Path, limits: UploadLimits, filename: str = ""
                 with archive.open(info) as src, target.open("wb") as out:
                     while chunk := src.read(COPY_CHUNK):
                         written += len(chunk)
-                        if written > limits.max_unzipped_bytes:
+                        if written > min(cap, declared):
                             raise UploadRejected(
                                 413,
-                                f"'{name}' inflates past {_mb(limits.max_unzipped_bytes)} "
-                                "(zip-bomb guard)",
-                                fix="upload one series, or raise max_unzipped_bytes",
+                                f"'{name}' inflates past the {_mb(min(cap, declared))} it "
+                                "declares (zip-bomb guard)",
+                                fix="zip the series again with a standard zip tool",
                             )
                         out.write(chunk)
             except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as err:
@@ -228,7 +292,7 @@ def _limited_receive(
                 raise UploadRejected(
                     413,
                     f"upload larger than the {_mb(cap)} accepted",
-                    fix="upload a smaller scan, or start `mu2 serve` with a larger --max-upload-mb",
+                    fix="upload a smaller scan (the server's max_upload_bytes setting sets the limit)",
                 )
         return message
 
@@ -241,7 +305,9 @@ def _copy(src: Any, dest: Path) -> None:
 
 
 @contextlib.asynccontextmanager
-async def receive_upload(request: Request, limits: UploadLimits) -> AsyncIterator[Upload]:
+async def receive_upload(
+    request: Request, limits: UploadLimits, budget: DiskBudget | None = None
+) -> AsyncIterator[Upload]:
     """Parse the multipart body into a private folder; the folder goes when the block ends.
 
     Starlette spools the file part into an anonymous temporary file; it is copied into
@@ -260,8 +326,11 @@ async def receive_upload(request: Request, limits: UploadLimits) -> AsyncIterato
             413,
             f"upload of {_mb(int(length))} is larger than the {_mb(limits.max_upload_bytes)} "
             "accepted",
-            fix="upload a smaller scan, or start `mu2 serve` with a larger --max-upload-mb",
+            fix="upload a smaller scan (the server's max_upload_bytes setting sets the limit)",
         )
+    tmp_root = Path(tempfile.gettempdir())
+    expected = int(length) if length is not None and length.isdigit() else limits.max_upload_bytes
+    check_free_disk(tmp_root, expected, limits, "the upload")
     limited = Request(request.scope, _limited_receive(request.receive, limits.max_upload_bytes))
     workdir = Path(tempfile.mkdtemp(prefix="mu2-upload-"))
     try:
@@ -286,9 +355,11 @@ async def receive_upload(request: Request, limits: UploadLimits) -> AsyncIterato
         scan = path
         if kind == "zip":
             scan = await run_in_threadpool(
-                extract_zip, path, workdir / "unzipped", limits, filename
+                extract_zip, path, workdir / "unzipped", limits, filename, budget
             )
             path.unlink()  # the archive is no longer needed once unpacked
         yield Upload(filename=filename, kind=kind, scan=scan, workdir=workdir, fields=fields)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+        if budget is not None:
+            budget.release(str(workdir / "unzipped"))

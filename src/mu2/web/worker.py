@@ -3,15 +3,18 @@
 The model is loaded once and used by a single worker thread, so two requests never run
 it at the same time (no doubled memory, no interleaved generation state) and the event
 loop stays free to accept uploads. Waiting requests are queued, not failed; only past
-``max_queue`` does a request get 503, so a flood cannot fill the disk with uploads.
+``max_queue`` does a request get 503. A request takes its place (``admission``) before
+its body is read or unpacked, so a flood is refused before it costs disk; what one
+admitted upload may unpack is capped in :mod:`mu2.web.uploads`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -29,6 +32,7 @@ class ModelWorker:
         self._lock = threading.Lock()
         self._waiting = 0  # submitted, not started
         self._running = 0
+        self._admitted = 0  # requests holding a place, from before their upload is read
         self.completed = 0
         self.failed = 0
 
@@ -49,6 +53,24 @@ class ModelWorker:
         finally:
             with self._lock:
                 self._running -= 1
+
+    @contextlib.asynccontextmanager
+    async def admission(self) -> AsyncIterator[None]:
+        """Hold one of ``max_queue`` places for a whole request (503 when none is free)."""
+        with self._lock:
+            if self._admitted >= self.max_queue:
+                raise UploadRejected(
+                    503,
+                    f"the model is busy with {self._admitted} requests "
+                    f"(at most {self.max_queue} are queued)",
+                    fix="retry in a minute",
+                )
+            self._admitted += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._admitted -= 1
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, float]:
         """Queue ``fn(*args, **kwargs)``; returns its value and the seconds it waited."""
@@ -88,6 +110,7 @@ class ModelWorker:
             return {
                 "waiting": self._waiting,
                 "running": self._running,
+                "admitted": self._admitted,
                 "completed": self.completed,
                 "failed": self.failed,
                 "max_queue": self.max_queue,

@@ -259,6 +259,9 @@ function submit() {
   if ($("#allow-non-ct").checked) form.append("allow_non_ct", "true");
   const xhr = new XMLHttpRequest();
   xhr.open("POST", "/api/report");
+  // The server hands the page its per-process API token; every POST must carry it.
+  const token = document.querySelector('meta[name="mu2-token"]');
+  if (token) xhr.setRequestHeader("X-Mu2-Token", token.content);
   xhr.responseType = "json";
   document.body.dataset.state = "busy";
   $("#run").disabled = true;
