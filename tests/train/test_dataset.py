@@ -109,3 +109,17 @@ def test_missing_image_and_bad_rows_are_user_errors(tmp_path):
     bad.write_text('{"id": "x", "image": "nope.nii.gz"}\n')
     with pytest.raises(Mu2Error, match="line 1 lacks 'question', 'answer'"):
         _dataset(bad)
+
+
+def test_models_record_the_preparation_they_are_trained_on(tiny_model_dir):
+    from mu2.model import Mu2ForConditionalGeneration
+    from mu2.train.dataset import adopt_prep
+
+    model = Mu2ForConditionalGeneration.from_pretrained(tiny_model_dir)
+    assert model.config.prep == "tiny"
+    with pytest.raises(Mu2Error, match="trained on frames prepared as 'tiny'"):
+        adopt_prep(model, "tiny:percentile", trained=True)  # DPO / pairs: same as SFT only
+    with pytest.raises(Mu2Error, match="vision tower takes"):
+        adopt_prep(model, "paper")
+    adopt_prep(model, "tiny:percentile")  # SFT: saved with the model for inference
+    assert model.config.prep == "tiny:percentile"

@@ -94,3 +94,21 @@ def test_pair_batch_shares_one_volume_per_pair(dpo_config, tmp_path):
     assert torch.equal(
         batch["input_ids"][0][batch["labels"][0] == -100][:5], batch["input_ids"][2][:5]
     )
+
+
+def test_bf16_policy_and_reference_agree_exactly_before_the_first_update(dpo_config, tmp_path):
+    """Under bf16 the reference runs in the policy's precision context: log-ratio exactly 0."""
+    from accelerate.state import AcceleratorState
+
+    cfg = dpo_config(tmp_path / "bf16", "mixed_precision=bf16", "data.limit=2")
+    AcceleratorState._reset_state(True)  # earlier tests of this process fixed fp32
+    try:
+        recipe = DPORecipe(cfg)
+        recipe.setup()
+        assert recipe.accelerator.mixed_precision == "bf16"
+        batch = next(iter(recipe.loader))
+        with torch.no_grad():
+            logps, ref_logps = recipe.pair_logps(batch)
+    finally:
+        AcceleratorState._reset_state(True)  # later tests start from a clean state
+    assert torch.equal(logps, ref_logps), (logps - ref_logps).abs().max()

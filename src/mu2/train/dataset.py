@@ -96,6 +96,33 @@ def prepare_fn(prep: str) -> tuple[RowPrepare, str]:
     return run, repr(cfg)
 
 
+def adopt_prep(model: Any, prep: str, *, trained: bool = False) -> None:
+    """Make ``model.config.prep`` the preparation its training frames come in.
+
+    The name is saved with the model, so ``mu2 report`` and evaluation prepare volumes
+    exactly as training did (same size, same intensity scaling). A fresh model (SFT)
+    adopts ``prep`` when its size fits the vision tower; a trained one (DPO, preference
+    sampling) must already have been trained on it: a different scaling would feed the
+    policy an input distribution it never saw.
+    """
+    from mu2.preprocess import prep_config
+
+    cfg = prep_config(prep)
+    tower = tuple(model.vision_tower.config.img_size)  # (K, H, W) of one frame
+    if (cfg.frame_slices, cfg.size, cfg.size) != tower:
+        raise Mu2Error(
+            f"preprocessing '{prep}' makes frames of {(cfg.frame_slices, cfg.size, cfg.size)} "
+            f"but the model's vision tower takes {tower}",
+            fix=f"set the data's prep to the model's size ('{model.config.prep}')",
+        )
+    if trained and prep_config(model.config.prep) != cfg:
+        raise Mu2Error(
+            f"the model was trained on frames prepared as '{model.config.prep}', not '{prep}'",
+            fix=f"set prep={model.config.prep} (the same intensity scaling as training)",
+        )
+    model.config.prep = prep
+
+
 def augment_fn(enabled: bool) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
     """Training augmentation of prepared frames (mu2.preprocess.augment), or None.
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from mu2.errors import Mu2Error
 from mu2.train.config import DPOConfig
-from mu2.train.dataset import PairCollator
+from mu2.train.dataset import PairCollator, adopt_prep
 from mu2.train.dpo_loss import dpo_loss, sequence_logps
 from mu2.train.recipe import Recipe
 from mu2.train.sampling import generate_reports, model_inputs
@@ -103,7 +103,14 @@ class DPORecipe(Recipe):
             )
         _check_pairs(Path(cfg.data.train))
         policy = load_sft_model(cfg.model.sft_model)
+        adopt_prep(policy, cfg.data.prep, trained=True)
         self.processor = policy.processor
+        self.processor.check_budget(
+            cfg.model.max_length,
+            getattr(policy.config.text_config, "max_position_embeddings", None),
+            "Describe the findings.",
+            "model.max_length",
+        )
         policy.freeze(vision=cfg.model.freeze_vision, llm=cfg.model.freeze_llm or None)
         freeze_unused(policy)
         if cfg.model.disable_dropout:
@@ -156,15 +163,19 @@ class DPORecipe(Recipe):
         """Summed completion log-probs (2B,) of the policy (with grad) and of the reference."""
         inputs = model_inputs(batch)
         labels = inputs.pop("labels")
-        logps = sequence_logps(self.model(**inputs).logits, labels)  # (2B,)
-        with torch.no_grad():
-            if self.ref is not None:
-                ref_logits = self.ref(**inputs).logits
-            else:
-                policy = self.accelerator.unwrap_model(self.model)
-                with adapters_disabled(policy):
-                    ref_logits = policy(**inputs).logits
-            ref_logps = sequence_logps(ref_logits, labels)  # (2B,)
+        # One precision context for both: the prepared policy autocasts (bf16) but the
+        # reference (not prepared) and the unwrapped policy would not, and the log-ratio at
+        # step 0 would then measure the precision gap instead of 0.
+        with self.accelerator.autocast():
+            logps = sequence_logps(self.model(**inputs).logits, labels)  # (2B,)
+            with torch.no_grad():
+                if self.ref is not None:
+                    ref_logits = self.ref(**inputs).logits
+                else:
+                    policy = self.accelerator.unwrap_model(self.model)
+                    with adapters_disabled(policy):
+                        ref_logits = policy(**inputs).logits
+                ref_logps = sequence_logps(ref_logits, labels)  # (2B,)
         return logps, ref_logps
 
     def compute_loss(self, batch):

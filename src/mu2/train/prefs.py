@@ -230,7 +230,7 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
 
     from mu2.data.schema import relative_image, resolve_image
     from mu2.metrics.green import make_judge
-    from mu2.train.dataset import prepare_fn, read_rows
+    from mu2.train.dataset import adopt_prep, prepare_fn, read_rows
     from mu2.train.dpo import load_sft_model
 
     state = PartialState(cpu=cfg.device == "cpu" or not torch.cuda.is_available())
@@ -251,7 +251,7 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
         done = done_ids(out)
         todo = [r for r in rows if str(r["id"]) not in done]
         mine = todo[state.process_index :: state.num_processes]
-        judge = make_judge(cfg.green_backend)
+        judge = make_judge(cfg.green_backend, **cfg.green_options)
         summary = PrefsSummary(
             out=out, judge=judge.label, total=len(rows), already_done=len(rows) - len(todo)
         )
@@ -263,6 +263,7 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
             judge.label,
         )
         model = load_sft_model(cfg.model).to(state.device).eval()
+        adopt_prep(model, cfg.prep, trained=True)
         prep, _ = prepare_fn(cfg.prep)
         suffix = f".part{state.process_index}" if state.num_processes > 1 else ""
         pair_file = out.with_name(out.name + suffix)

@@ -21,7 +21,7 @@ from mu2.data.schema import read_jsonl
 from mu2.errors import Mu2Error
 from mu2.train.code_init import fit_projector_to_code
 from mu2.train.config import DataOptions, DPODataOptions, ModelOptions, SFTConfig
-from mu2.train.dataset import CTCaseDataset, SFTCollator, augment_fn, prepare_fn
+from mu2.train.dataset import CTCaseDataset, SFTCollator, adopt_prep, augment_fn, prepare_fn
 from mu2.train.findings_code import (
     CodeCollator,
     FindingsCoder,
@@ -153,7 +153,14 @@ class SFTRecipe(Recipe):
         rows = read_jsonl(cfg.data.train)[: cfg.data.limit]
         texts = [text for r in rows for text in (r.question, r.answer)]
         model = build_model(cfg.model, texts, seed=cfg.seed)
+        adopt_prep(model, cfg.data.prep)  # saved with the model: inference prepares alike
         self.processor = model.processor
+        self.processor.check_budget(
+            cfg.model.max_length,
+            getattr(model.config.text_config, "max_position_embeddings", None),
+            max((r.question for r in rows), key=len),
+            "model.max_length",
+        )
         train = make_dataset(
             cfg.data.train, cfg.data, seed=cfg.seed, train=True,
             required=("image", "question", "answer"), limit=cfg.data.limit,
