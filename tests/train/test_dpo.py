@@ -106,9 +106,10 @@ def test_bf16_policy_and_reference_agree_exactly_before_the_first_update(dpo_con
         recipe = DPORecipe(cfg)
         recipe.setup()
         assert recipe.accelerator.mixed_precision == "bf16"
+        recipe.model.train()
         batch = next(iter(recipe.loader))
-        with torch.no_grad():
-            logps, ref_logps = recipe.pair_logps(batch)
+        logps, ref_logps = recipe.pair_logps(batch)  # as in training: the policy with grad
+        assert logps.requires_grad
     finally:
         AcceleratorState._reset_state(True)  # later tests start from a clean state
     assert torch.equal(logps, ref_logps), (logps - ref_logps).abs().max()

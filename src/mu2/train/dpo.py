@@ -166,7 +166,7 @@ class DPORecipe(Recipe):
         # One precision context for both: the prepared policy autocasts (bf16) but the
         # reference (not prepared) and the unwrapped policy would not, and the log-ratio at
         # step 0 would then measure the precision gap instead of 0.
-        with self.accelerator.autocast():
+        with self.accelerator.autocast(), self._same_attention_kernels():
             logps = sequence_logps(self.model(**inputs).logits, labels)  # (2B,)
             with torch.no_grad():
                 if self.ref is not None:
@@ -177,6 +177,20 @@ class DPORecipe(Recipe):
                         ref_logits = policy(**inputs).logits
                 ref_logps = sequence_logps(ref_logits, labels)  # (2B,)
         return logps, ref_logps
+
+    def _same_attention_kernels(self) -> contextlib.AbstractContextManager:
+        """On CPU, one attention kernel for the policy (with grad) and the reference.
+
+        PyTorch's CPU ``scaled_dot_product_attention`` picks its fused kernel for the
+        reference's no-grad call (the μ² tokenizer's masked attention) but the math kernel
+        when inputs need grad; in bf16 the two differ, and the log-ratio at step 0 with
+        them. The math kernel for both keeps it exactly 0.
+        """
+        if self.accelerator.device.type != "cpu":
+            return contextlib.nullcontext()
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        return sdpa_kernel(SDPBackend.MATH)
 
     def compute_loss(self, batch):
         logps, ref_logps = self.pair_logps(batch)
