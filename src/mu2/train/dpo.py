@@ -178,13 +178,20 @@ class DPORecipe(Recipe):
                 ref_logps = sequence_logps(ref_logits, labels)  # (2B,)
         return logps, ref_logps
 
+    def train(self) -> None:
+        # The whole loop, backward included: gradient checkpointing recomputes the forward
+        # there and must meet the kernel the forward used.
+        with self._same_attention_kernels():
+            super().train()
+
     def _same_attention_kernels(self) -> contextlib.AbstractContextManager:
         """On CPU, one attention kernel for the policy (with grad) and the reference.
 
         PyTorch's CPU ``scaled_dot_product_attention`` picks its fused kernel for the
         reference's no-grad call (the μ² tokenizer's masked attention) but the math kernel
         when inputs need grad; in bf16 the two differ, and the log-ratio at step 0 with
-        them. The math kernel for both keeps it exactly 0.
+        them. The math kernel for both keeps it exactly 0. (Entered again inside the
+        training loop: nesting is harmless.)
         """
         if self.accelerator.device.type != "cpu":
             return contextlib.nullcontext()
