@@ -42,10 +42,10 @@ test-slow: dev
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
 
 lint: dev
-	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff check src tests scripts benchmarks
 
 format: dev
-	$(BIN)/ruff format src tests scripts
+	$(BIN)/ruff format src tests scripts benchmarks
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

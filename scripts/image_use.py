@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from mu2.engine.dataset import SFTCollator, prepare_fn
 from mu2.findings.catalogue import Finding
 from mu2.metrics.perfinding import per_finding
 from mu2.model import Mu2ForConditionalGeneration
-from mu2.train.dataset import SFTCollator, prepare_fn
 from mu2.train.sampling import generate_reports, model_inputs
 
 

@@ -1,4 +1,4 @@
-"""scripts/bench_train_throughput.py runs both recipes and prints positive rates."""
+"""benchmarks/bench_train_throughput.py runs both recipes and prints positive rates."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_train_throughput.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_train_throughput.py"
 
 
 @pytest.mark.slow

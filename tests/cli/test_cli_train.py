@@ -21,8 +21,8 @@ SMALL = "model.overrides={num_selected: 16, num_queries: 8, svr_layers: 1, tta_l
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
-    from mu2.data.synth import synthesize
-    from mu2.data.synth_config import make_config
+    from mu2.data.synthetic.synth import synthesize
+    from mu2.data.synthetic.synth_config import make_config
 
     out = tmp_path_factory.mktemp("synth")
     synthesize(

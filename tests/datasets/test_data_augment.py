@@ -10,9 +10,9 @@ import typer
 from typer.testing import CliRunner
 
 from mu2.cli.data_augment import add_augment_command
-from mu2.data.augment import TextAugmentConfig, augment_rows, check_augmented_leakage
-from mu2.data.augment_guard import non_english_script, qa_drop_reason, rewrite_drop_reason
-from mu2.data.rewrite_rules import RulesBackend, qualifiers
+from mu2.data.expansion.augment import TextAugmentConfig, augment_rows, check_augmented_leakage
+from mu2.data.expansion.augment_guard import non_english_script, qa_drop_reason, rewrite_drop_reason
+from mu2.data.expansion.rewrite_rules import RulesBackend, qualifiers
 from mu2.data.schema import read_jsonl, write_jsonl
 from mu2.errors import Mu2Error
 from mu2.findings.catalogue import REGIONS, Finding

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mu2.data.anatomy import LABELS, Anatomy
-from mu2.data.case import make_case
-from mu2.data.lesions import draw_focal, fatty_liver
-from mu2.data.measure import measure
-from mu2.data.plan import Planned
-from mu2.data.real_anatomy import default_paths, load_base, real_anatomy
-from mu2.data.shapes import Grid
-from mu2.data.synth_config import make_config
+from mu2.data.synthetic.anatomy import LABELS, Anatomy
+from mu2.data.synthetic.case import make_case
+from mu2.data.synthetic.lesions import draw_focal, fatty_liver
+from mu2.data.synthetic.measure import measure
+from mu2.data.synthetic.plan import Planned
+from mu2.data.synthetic.real_anatomy import default_paths, load_base, real_anatomy
+from mu2.data.synthetic.shapes import Grid
+from mu2.data.synthetic.synth_config import make_config
 
 
 def _block_anatomy(organ_hu: float = 100.0) -> Anatomy:

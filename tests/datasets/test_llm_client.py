@@ -20,9 +20,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mu2.data.augment import TextAugmentConfig, augment_rows
-from mu2.data.llm_client import ChatClient, ChatConfig, ChatError, MalformedAnswer, chat_url
-from mu2.data.rewrite_llm import LLMBackend
+from mu2.data.expansion.augment import TextAugmentConfig, augment_rows
+from mu2.data.expansion.llm_client import (
+    ChatClient,
+    ChatConfig,
+    ChatError,
+    MalformedAnswer,
+    chat_url,
+)
+from mu2.data.expansion.rewrite_llm import LLMBackend
 from mu2.errors import Mu2Error
 from mu2.findings.catalogue import Finding
 from mu2.findings.extract import extract_findings

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from mu2.data.anatomy import LABELS
-from mu2.data.phantom import build_phantom
-from mu2.data.plan import Planned
-from mu2.data.synth_config import make_config
+from mu2.data.synthetic.anatomy import LABELS
+from mu2.data.synthetic.phantom import build_phantom
+from mu2.data.synthetic.plan import Planned
+from mu2.data.synthetic.synth_config import make_config
 
 
 def _phantom(plan: list[Planned], seed: int = 0, **over):

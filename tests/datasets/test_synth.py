@@ -11,8 +11,8 @@ import pytest
 
 from mu2.cli.main import main
 from mu2.data.schema import read_jsonl, resolve_image
-from mu2.data.synth import synthesize
-from mu2.data.synth_config import make_config
+from mu2.data.synthetic.synth import synthesize
+from mu2.data.synthetic.synth_config import make_config
 from mu2.errors import Mu2Error
 from mu2.findings.catalogue import FINDING_KINDS, ORGANS, Finding
 from mu2.findings.extract import extract_findings

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mu2.data.plan import plan_case
-from mu2.data.synth_config import ALL_KINDS, TINY_KINDS, SynthConfig, make_config
+from mu2.data.synthetic.plan import plan_case
+from mu2.data.synthetic.synth_config import ALL_KINDS, TINY_KINDS, SynthConfig, make_config
 from mu2.errors import Mu2Error
 
 

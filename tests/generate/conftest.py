@@ -38,8 +38,8 @@ def generator(tiny_model_dir: Path):
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Six tiny synthetic cases with label maps (lesion voxels known)."""
-    from mu2.data.synth import synthesize
-    from mu2.data.synth_config import make_config
+    from mu2.data.synthetic.synth import synthesize
+    from mu2.data.synthetic.synth_config import make_config
 
     out = tmp_path_factory.mktemp("synth")
     synthesize(out, 6, 0, make_config("tiny", "tiny"), workers=1, progress=False, save_labels=True)

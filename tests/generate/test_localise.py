@@ -90,8 +90,8 @@ def test_a_grounded_model_points_at_fluid_more_often_than_chance(tmp_path: Path)
     on labelled synthetic cases, then on the held-out test split the fluid's voxels lie in
     the top decile of heat more often than chance (0.10) and than the mirrored control."""
     from mu2.config import load_config
-    from mu2.data.synth import synthesize
-    from mu2.data.synth_config import make_config
+    from mu2.data.synthetic.synth import synthesize
+    from mu2.data.synthetic.synth_config import make_config
     from mu2.model import Mu2ForConditionalGeneration
     from mu2.train.config import SFTConfig
     from mu2.train.sft import run_sft

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
+ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+def _load(name: str, folder: str = "benchmarks"):
+    spec = importlib.util.spec_from_file_location(name, ROOT / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -48,7 +48,7 @@ def test_bench_report_script(tiny_model_dir: Path, capsys: pytest.CaptureFixture
 def test_heatmap_hit_rate_script(
     tiny_model_dir: Path, synth_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    script = _load("heatmap_hit_rate")
+    script = _load("heatmap_hit_rate", "scripts")
     argv = ["--synth", str(synth_dir), "--split", "train", "--model", str(tiny_model_dir)]
     assert script.main([*argv, "--limit", "1"]) == 0
     doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

@@ -16,8 +16,8 @@ import typer
 from typer.testing import CliRunner
 
 from mu2.cli.train_clip import add_clip_command
-from mu2.data.synth import synthesize
-from mu2.data.synth_config import make_config
+from mu2.data.synthetic.synth import synthesize
+from mu2.data.synthetic.synth_config import make_config
 from mu2.model.builders import vision_config
 from mu2.model.vision import VisionTower, load_vision_weights
 

@@ -18,8 +18,8 @@ SMALL_MODEL = [
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory) -> Path:
     """8 synthetic cases (``mu2 data synth`` library call), train/val/test JSONL."""
-    from mu2.data.synth import synthesize
-    from mu2.data.synth_config import make_config
+    from mu2.data.synthetic.synth import synthesize
+    from mu2.data.synthetic.synth_config import make_config
 
     out = tmp_path_factory.mktemp("synth")
     synthesize(

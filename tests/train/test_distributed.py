@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from mu2.train.logging import read_metrics
+from mu2.engine.logging import read_metrics
 from mu2.train.sft import run_sft
 
 WORKER = Path(__file__).with_name("ddp_sft_worker.py")

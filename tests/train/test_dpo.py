@@ -6,9 +6,9 @@ import torch
 from accelerate import Accelerator
 from safetensors.torch import load_file
 
-from mu2.train.dataset import Draw
+from mu2.engine.dataset import Draw
+from mu2.engine.logging import read_metrics
 from mu2.train.dpo import DPORecipe
-from mu2.train.logging import read_metrics
 
 
 def _weights(path):

@@ -1,4 +1,4 @@
-"""scripts/gpu_check.sh: the GPU benchmark's CPU dry run prints its table."""
+"""benchmarks/gpu_check.sh: the GPU benchmark's CPU dry run prints its table."""
 
 import subprocess
 from pathlib import Path
@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.slow  # a fresh process building a model: ~10 s on 2 idle cores, more when shared
 def test_gpu_check_dry_run_prints_the_table():
     proc = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "gpu_check.sh"), "--dry-run"],
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), "--dry-run"],
         capture_output=True, text=True, timeout=300, cwd=ROOT,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]

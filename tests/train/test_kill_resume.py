@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mu2.train.checkpoint import list_checkpoints
+from mu2.engine.checkpoint import list_checkpoints
 from mu2.train.sft import run_sft
 
 MU2 = Path(sys.executable).parent / "mu2"

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from mu2.errors import Mu2Error
 from mu2.train.config import DataOptions
 from mu2.train.sft import make_dataset
 
@@ -67,3 +68,17 @@ def test_meta_rows_give_the_frames_of_the_hu_volume(rows, tmp_path, cache):
     assert hu.std() > 0.1  # real contrast, not a flat volume
     torch.testing.assert_close(v1, hu, rtol=0, atol=1e-6)
     torch.testing.assert_close(m3d, hu, rtol=0, atol=1e-5)
+
+
+def test_models_record_the_preparation_they_are_trained_on(tiny_model_dir):
+    from mu2.engine.dataset import adopt_prep
+    from mu2.model import Mu2ForConditionalGeneration
+
+    model = Mu2ForConditionalGeneration.from_pretrained(tiny_model_dir)
+    assert model.config.prep == "tiny"
+    with pytest.raises(Mu2Error, match="trained on frames prepared as 'tiny'"):
+        adopt_prep(model, "tiny:percentile", trained=True)  # DPO / pairs: same as SFT only
+    with pytest.raises(Mu2Error, match="vision tower takes"):
+        adopt_prep(model, "paper")
+    adopt_prep(model, "tiny:percentile")  # SFT: saved with the model for inference
+    assert model.config.prep == "tiny:percentile"

@@ -5,7 +5,7 @@ import json
 import torch
 from safetensors.torch import load_file
 
-from mu2.train.logging import read_metrics
+from mu2.engine.logging import read_metrics
 from mu2.train.sft import SFTRecipe, run_sft
 
 

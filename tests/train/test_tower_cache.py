@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from mu2.train.tower_cache import TowerCache
+from mu2.engine.tower_cache import TowerCache
 
 
 class CountingTower(nn.Module):

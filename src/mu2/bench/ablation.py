@@ -2,7 +2,7 @@
 
 For each data set (procedural anatomy; real anatomy = lesions drawn in the repository's
 CT sample) and each seed: stage 0 once (:func:`mu2.pretrain.recipe.run_clip`), then every
-preset by the LM stage (:func:`mu2.train.context_lm.run_lm_pretrain`) and SFT
+preset by the LM stage (:func:`mu2.train.aids.context_lm.run_lm_pretrain`) and SFT
 (:func:`mu2.train.sft.run_sft`) with the same budget, tiny LLM shape, data and frozen
 stage-0 tower; mu2 + DPO from the mu2 SFT model (:func:`mu2.train.prefs.build_pairs`,
 :func:`mu2.train.dpo.run_dpo`); greedy reports for the test split and the held-out
@@ -36,7 +36,7 @@ from typing import Any
 
 import torch
 
-from mu2.bench.config import DPO_ROW, AblationConfig
+from mu2.bench.config import DPO_ROW, SPLITS, STATUS, AblationConfig
 from mu2.bench.predict import predict_split, split_rows, write_predictions
 from mu2.bench.score import RunPredictions, score_runs
 from mu2.config import load_config, to_dict
@@ -44,11 +44,9 @@ from mu2.errors import Mu2Error
 
 log = logging.getLogger(__name__)
 
-SPLITS: tuple[str, ...] = ("test", "test_generalisation")
 PREP = "tiny"  # volume preparation of the tiny model (4 frames of 16 x 64 x 64)
 FINAL = "final"
 TIMING = "timing.json"
-STATUS = "status.json"
 
 
 @dataclass
@@ -89,8 +87,8 @@ def check_resume(cfg: AblationConfig, out: Path) -> None:
 
 def prepare_data(cfg: AblationConfig, dataset: str, out: Path, progress: bool) -> Path:
     """The synthetic data set of one anatomy (made once; a finished one is reused)."""
-    from mu2.data.synth import MANIFEST, synthesize
-    from mu2.data.synth_config import make_config
+    from mu2.data.synthetic.synth import MANIFEST, synthesize
+    from mu2.data.synthetic.synth_config import make_config
 
     folder = out / "data" / dataset
     if (folder / MANIFEST).is_file():
@@ -175,8 +173,8 @@ def train_lm(cfg: AblationConfig, data: Path, run_dir: Path, seed: int, preset: 
              vision: Path) -> Path | None:  # fmt: skip
     """LM stage of one preset (``mu2 train lm``): the random-init tiny LLM learns to read
     the findings written in an image block of the preset's size; None when lm_steps is 0."""
+    from mu2.train.aids.context_lm import run_lm_pretrain
     from mu2.train.config import LMConfig
-    from mu2.train.context_lm import run_lm_pretrain
 
     if cfg.lm_steps == 0:
         return None

@@ -8,7 +8,7 @@ batch, learning rate and schedule. The defaults are the embedded default's recip
 projector + tokenizer with the tower and the text-pretrained LLM frozen (400 steps of 8,
 every row, findings-code loss and least-squares start), DPO as in ``configs/dpo/tiny.yaml``.
 ``lm_steps=0`` gives the older recipe (SFT trains the random-init LLM too); ``lm_fill=repeat``
-the session-4 recipe (findings as words, next-token loss only).
+the findings-as-words recipe (findings as words, next-token loss only).
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ from typing import Any, Literal
 from mu2.errors import Mu2Error
 from mu2.metrics.harness import ALL_METRICS
 from mu2.tokenizer import PRESETS
+
+# Scored splits and the per-run status file of a benchmark folder (runner and tables).
+SPLITS: tuple[str, ...] = ("test", "test_generalisation")
+STATUS = "status.json"
 
 # The paper's rows: Table 1's M3D (spatial pooling) and perceiver-style baselines, then
 # Table 2's ablation from LinVT to the full mu2 tokenizer.

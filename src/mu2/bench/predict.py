@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from mu2.train.dataset import CTCaseDataset, prepare_fn
+from mu2.engine.dataset import CTCaseDataset, prepare_fn
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mu2.bench.config import DPO_ROW, AblationConfig
+from mu2.bench.config import DPO_ROW, SPLITS, STATUS, AblationConfig
 from mu2.bench.score import FINDING_F1
 from mu2.metrics.green.backends import RULES_LABEL
 from mu2.metrics.nlg import DEFAULT_BERTSCORE_LABEL
@@ -95,8 +95,6 @@ def metrics_path(out: Path, dataset: str, seed: int, row: str, split: str) -> Pa
 
 def build_tables(out: Path, cfg: AblationConfig) -> Tables:
     """Collect the metrics files of ``cfg``'s rows, data sets and seeds under ``out``."""
-    from mu2.bench.ablation import SPLITS, STATUS
-
     t = Tables(cfg.datasets, [], cfg.rows, cfg.seed_list)
     t.config = json.loads((out / "config.json").read_text())
     for status in sorted((out / "runs").glob(f"*/seed*/*/{STATUS}")):

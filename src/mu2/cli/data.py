@@ -44,8 +44,8 @@ def _synth_command(data_app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", help="No progress bar."),
     ) -> None:
         """Generate the synthetic CT benchmark: volumes, ground truth, train/val/test JSONL."""
-        from mu2.data.synth import synthesize
-        from mu2.data.synth_config import make_config
+        from mu2.data.synthetic.synth import synthesize
+        from mu2.data.synthetic.synth_config import make_config
 
         base = None
         if config is not None:
@@ -176,7 +176,7 @@ def _stats_command(data_app: typer.Typer) -> None:
         """Per-finding contrast-to-noise ratio and size in voxels of a synthetic data set."""
         import json
 
-        from mu2.data.stats import finding_stats, markdown_table
+        from mu2.data.synthetic.stats import finding_stats, markdown_table
 
         n, rows = finding_stats(folder)
         if as_json:

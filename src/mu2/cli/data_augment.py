@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from mu2.data.augment import PAPER_REWRITES_PER_REPORT, TextAugmentConfig, augment_file
+from mu2.data.expansion.augment import PAPER_REWRITES_PER_REPORT, TextAugmentConfig, augment_file
 from mu2.errors import Mu2Error
 
 # Where the LLM cache goes without --cache-dir: next to the output, so a rerun finds it.
@@ -29,7 +29,7 @@ def make_backend(
 ):
     """The backend named by ``--llm``: ``rules`` or ``openai:URL``."""
     if spec == "rules":
-        from mu2.data.rewrite_rules import RulesBackend
+        from mu2.data.expansion.rewrite_rules import RulesBackend
 
         return RulesBackend()
     kind, _, url = spec.partition(":")
@@ -38,8 +38,8 @@ def make_backend(
             f"--llm '{spec}' is not a backend",
             fix=f"use {LLM_SPEC_HELP}, e.g. --llm openai:http://localhost:8000",
         )
-    from mu2.data.llm_client import ChatClient, ChatConfig
-    from mu2.data.rewrite_llm import LLMBackend
+    from mu2.data.expansion.llm_client import ChatClient, ChatConfig
+    from mu2.data.expansion.rewrite_llm import LLMBackend
 
     cfg = ChatConfig(
         url=url,

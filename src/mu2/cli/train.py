@@ -132,7 +132,7 @@ def _add_lm(sub: typer.Typer) -> None:
         cfg = load_stage_config(LMConfig, config, overrides, print_config, verbose)
         if cfg is None:
             return
-        from mu2.train.context_lm import run_lm_pretrain
+        from mu2.train.aids.context_lm import run_lm_pretrain
 
         print(f"LM model: {run_lm_pretrain(cfg)}")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mu2.data.augment import check_augmented_leakage
+from mu2.data.expansion.augment import check_augmented_leakage
 from mu2.data.schema import Record, read_jsonl, resolve_image
 from mu2.data.volume_io import load_record_image
 from mu2.errors import Mu2Error

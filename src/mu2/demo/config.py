@@ -30,7 +30,7 @@ class DataSection:
     image did not get worse with fewer cases: BENCHMARKS.md, demo."""
     seed: int = 0
     preset: str = "tiny"
-    """Findings preset of ``mu2.data.synth_config`` (tiny: large, learnable findings)."""
+    """Findings preset of ``mu2.data.synthetic.synth_config`` (tiny: large, learnable findings)."""
     size: str = "tiny"
     """Grid preset (tiny: 64 x 64 in-plane)."""
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -58,7 +58,7 @@ class ClipSection:
     histogram_weight: float = 1.0
     """Dense target: each patch token predicts its own voxels' intensity histogram. With it
     the tower's linear probe reads fatty liver, hepatomegaly and ascites at 0.92-1.00
-    against 0.82-0.93 without (BENCHMARKS.md, issue 10, session 5)."""
+    against 0.82-0.93 without (docs/experiments/2026-11-28-research-log.md)."""
     probe_train_cases: int = 200
     """Training cases the linear probe is fitted on (one forward pass each)."""
     probe_baseline: bool = True
@@ -70,18 +70,18 @@ class ClipSection:
 @dataclass
 class LMSection:
     """Text pretraining of the random-init tiny LLM with the findings written in its image
-    block (``mu2.train.context_lm``); SFT starts from it."""
+    block (``mu2.train.aids.context_lm``); SFT starts from it."""
 
     enabled: bool = True
-    """False: SFT builds a fresh model and trains the LLM too (the issue-10 baseline)."""
+    """False: SFT builds a fresh model and trains the LLM too (the baseline without the LM stage)."""
     steps: int = 240
     """With the findings code (fill=code) 240 steps of 32 read every kind at 0.98-1.00 from
-    an exact code (BENCHMARKS.md, issue 10, session 5)."""
+    an exact code (docs/experiments/2026-11-28-research-log.md)."""
     batch_size: int = 32
     lr: float = 3e-3
     fill: str = "code"
     """How the findings fill the image block: code (the signed findings code that SFT then
-    regresses the visual tokens onto, ``mu2.train.findings_code``), repeat (the words
+    regresses the visual tokens onto, ``mu2.train.aids.findings_code``), repeat (the words
     tiled) or once."""
     overrides: list[str] = field(default_factory=list)
     """``LMConfig`` key=value overrides."""
@@ -94,7 +94,7 @@ class SFTSection:
     steps: int = 400
     """400 of 8 (1.7 epochs of the 1,920 training rows): with the findings code every kind
     is read at >= 0.93 after 400 steps, and 500 cost 25 s more of the 10-minute budget
-    (BENCHMARKS.md, issue 10, session 5)."""
+    (docs/experiments/2026-11-28-research-log.md)."""
     batch_size: int = 8
     lr: float = 1e-3
     weight_decay: float = 0.01
@@ -252,7 +252,7 @@ class DemoConfig:
 
 
 def full_profile() -> DemoConfig:
-    """The demo `make demo` runs: 2 CPU cores, under 10 minutes (benchmarks/demo.md)."""
+    """The demo `make demo` runs: 2 CPU cores, under 10 minutes (BENCHMARKS.md, demo)."""
     return DemoConfig()
 
 

@@ -18,12 +18,8 @@ import mu2
 log = logging.getLogger(__name__)
 
 REAL_CT_NAME = "example_ct.nii.gz"
-# Where the real CT sample lives in a source checkout, relative to the repository root
-# (tests/data is the repository's copy; ../shared/data the project's shared folder).
-REAL_CT_CANDIDATES: tuple[str, ...] = (
-    "tests/data/real-ct/" + REAL_CT_NAME,
-    "../shared/data/real-ct/" + REAL_CT_NAME,
-)
+# Where the real CT sample lives in a source checkout, relative to the repository root.
+REAL_CT_CANDIDATES: tuple[str, ...] = ("tests/data/real-ct/" + REAL_CT_NAME,)
 
 
 @dataclass

@@ -53,7 +53,7 @@ class DemoResult:
 
     @property
     def target_met(self) -> bool:
-        """The issue-10 target, for the final model (SFT+DPO, else SFT)."""
+        """The per-finding target, for the final model (SFT+DPO, else SFT)."""
         final = self.results.get(DPO_NAME) or self.results.get(SFT_NAME)
         return final is not None and target_check(final, self.kinds).met
 
@@ -101,8 +101,8 @@ class DemoPipeline:
 
     # ---- stages ------------------------------------------------------------------------
     def data(self) -> StageRecord:
-        from mu2.data.synth import synthesize
-        from mu2.data.synth_config import config_dict, make_config
+        from mu2.data.synthetic.synth import synthesize
+        from mu2.data.synthetic.synth_config import config_dict, make_config
 
         d = self.cfg.data
         synth = make_config(d.preset, d.size, overrides=[*d.overrides, f"split={list(d.split)}"])
@@ -162,8 +162,8 @@ class DemoPipeline:
         )
 
     def lm(self, vision: str | None, scratch: bool = False) -> StageRecord:
+        from mu2.train.aids.context_lm import run_lm_pretrain
         from mu2.train.config import LMConfig
-        from mu2.train.context_lm import run_lm_pretrain
 
         m = self.cfg.lm
         out = self.paths.lm_scratch if scratch else self.paths.lm

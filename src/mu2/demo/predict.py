@@ -44,8 +44,8 @@ def predict_test(
     label: str = "predict",
 ) -> list[dict[str, Any]]:
     """Greedy reports for the report rows of ``test_jsonl``; rows also written to ``out_path``."""
+    from mu2.engine.dataset import CTCaseDataset, prepare_fn
     from mu2.model import Mu2ForConditionalGeneration
-    from mu2.train.dataset import CTCaseDataset, prepare_fn
     from mu2.train.sampling import generate_reports
 
     dev = resolve_device(device)

@@ -15,7 +15,7 @@ from mu2.metrics.green.backends import RULES_LABEL
 from mu2.metrics.nlg import DEFAULT_BERTSCORE_LABEL
 from mu2.metrics.result import TABLE_COLUMNS
 
-# Issue 10's target for the embedded default: every finding kind of the tiny preset
+# The per-finding target of the embedded default: every finding kind of the tiny preset
 # reported with accuracy >= 0.9 on the test split, and >= 80% of test reports differing
 # from the most common report (a prior-only model writes one report for every scan).
 TARGET_ACCURACY = 0.9
@@ -93,7 +93,7 @@ def per_finding_table(results: dict[str, dict[str, Any]], kinds: Sequence[str]) 
 
 @dataclass
 class TargetCheck:
-    """Whether one model meets the issue-10 target, and what falls short."""
+    """Whether one model meets the per-finding target, and what falls short."""
 
     met: bool
     shortfalls: list[str]

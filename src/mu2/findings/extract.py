@@ -18,8 +18,8 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
+import mu2.findings.lexicon as lx
 from mu2.errors import Mu2Error
-from mu2.findings import lexicon as lx
 from mu2.findings.catalogue import FINDING_KINDS, REGIONS, Finding
 
 # "multiple", "several", plural nouns: at least two, number not stated.

@@ -2,8 +2,8 @@
 
 The offline GREEN judge is only as good as its finding extraction; on the synthetic
 benchmark the prose comes from ``mu2.findings.writer``, so agreement with the structured
-findings it was written from is measurable exactly. Used by the tests and the benchmark
-note (benchmarks/findings.md).
+findings it was written from is measurable exactly. Used by the tests and by BENCHMARKS.md
+(finding extraction).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ import numpy as np
 from scipy import stats
 from tqdm.auto import tqdm
 
-from mu2.data.lesions import FLUID_KINDS, FLUID_LABEL, FOCAL, LESION_LABEL
+from mu2.data.synthetic.lesions import FLUID_KINDS, FLUID_LABEL, FOCAL, LESION_LABEL
 from mu2.errors import Mu2Error
 from mu2.findings.catalogue import FINDING_KINDS
 from mu2.generate.regions import default_question
@@ -153,7 +153,7 @@ def lesion_hit_stats(
     generator: Any, cases: Sequence[LesionCase], top: float = TOP_FRACTION, progress: bool = False
 ) -> HitRate:
     """Hit rate of the generator's heat maps over ``cases`` (see module docstring)."""
-    from mu2.data.anatomy import LABELS
+    from mu2.data.synthetic.anatomy import LABELS
     from mu2.io import load_ct
     from mu2.io.volume import load_label_mask
 

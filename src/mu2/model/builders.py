@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
-from typing import Any
+from typing import Any, cast
 
 import torch
+from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTrainedTokenizerBase
 
 from mu2.config import to_dict
@@ -79,9 +80,9 @@ def tokenizer_config(size: str, preset: str, width: int, **overrides: Any) -> To
         )  # fmt: skip
     else:
         # The tiny layout keeps the paper's plain softmax: with the findings-code warm start
-        # (mu2.train.code_init) a near-uniform initial mix is what the fitted projector
+        # (mu2.train.aids.code_init) a near-uniform initial mix is what the fitted projector
         # expects. (Without that start, a standardised score at temperature 0.5 helped the
-        # next-token loss alone; BENCHMARKS.md, issue 10.)
+        # next-token loss alone; docs/experiments/2026-11-28-research-log.md.)
         sizes = dict(
             num_selected=64, num_queries=32, svr_layers=2, tta_layers=2, heads=4,
             mlp_ratio=2.0, gate_hidden=32,
@@ -96,7 +97,7 @@ def tokenizer_config(size: str, preset: str, width: int, **overrides: Any) -> To
                 if close
                 else f"valid: {', '.join(sorted(fields))}",
             )
-    values = {
+    values: dict[str, Any] = {
         "width": width,
         "grid": grid,
         "max_frames": max_frames,
@@ -192,7 +193,7 @@ def build(
             tok = tokenizer or AutoTokenizer.from_pretrained(llm_path)
             image_token_id = prepare_tokenizer(tok)
             llm = AutoModelForCausalLM.from_pretrained(llm_path, dtype=dtype or torch.float32)
-            if len(tok) > llm.get_input_embeddings().num_embeddings:
+            if len(tok) > cast(nn.Embedding, llm.get_input_embeddings()).num_embeddings:
                 llm.resize_token_embeddings(len(tok))
             text_config = llm.config
             if text_config.pad_token_id is None:
@@ -221,7 +222,7 @@ def build(
     if vision_path is not None:
         load_vision_weights(model.vision_tower, vision_path, strict=True)
     if dtype is not None:
-        model.to(dtype)
+        model.to(dtype)  # type: ignore[arg-type]  # transformers' decorated .to confuses mypy
     model.processor = Mu2Processor(tok, num_image_tokens=model.num_image_tokens)
     log.info("built mu2 model size=%s preset=%s: %s", size, preset, model.parameter_counts())
     return model

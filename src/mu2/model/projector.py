@@ -24,7 +24,8 @@ class SpatialPoolingProjector(nn.Module):
 
     @property
     def out_grid(self) -> tuple[int, int, int]:
-        return tuple(g // self.pool for g in self.grid)
+        gz, gy, gx = (g // self.pool for g in self.grid)
+        return gz, gy, gx
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f, n0, e = x.shape

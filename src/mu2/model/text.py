@@ -82,4 +82,6 @@ def prepare_tokenizer(tokenizer: PreTrainedTokenizerBase, image_token: str = IMA
         tokenizer.add_special_tokens({"bos_token": BOS})
     if tokenizer.eos_token is None:
         tokenizer.add_special_tokens({"eos_token": EOS})
-    return tokenizer.convert_tokens_to_ids(image_token)
+    image_token_id = tokenizer.convert_tokens_to_ids(image_token)
+    assert isinstance(image_token_id, int)  # one token in, one id out
+    return image_token_id

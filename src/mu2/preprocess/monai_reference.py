@@ -1,6 +1,6 @@
 """The same preparation written as a MONAI ``Compose``: the reference ``prepare`` must match.
 
-Used by the equivalence test and by scripts/bench_preprocess.py (which also times both).
+Used by the equivalence test and by benchmarks/bench_preprocess.py (which also times both).
 MONAI is imported inside the function: importing it costs seconds, and nothing else in
 ``mu2.preprocess`` needs it.
 """

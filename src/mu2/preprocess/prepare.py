@@ -2,7 +2,7 @@
 
 Steps (the same operations as the MONAI chain ScaleIntensityRange(clip) ->
 CropForeground -> Resize(trilinear) -> Flip/Transpose -> SpatialPad written out in
-mu2.preprocess.monai_reference; the test and scripts/bench_preprocess.py compare them):
+mu2.preprocess.monai_reference; the test and benchmarks/bench_preprocess.py compare them):
 1. HU range [lo, hi] from the config (window, paper clip range or percentiles).
 2. Foreground box: voxels with HU > lo (i.e. > 0 after scaling), over all three axes.
 3. Crop, clip to [lo, hi].

@@ -1,7 +1,7 @@
 """Stage 0: contrastive image-report pretraining of the vision tower (the M3D-CLIP analog).
 
 A tiny model trained end to end by SFT learns the report template and ignores the image
-(shared/specs/embedded-benchmark.md); the paper starts from a pretrained M3D-CLIP
+(docs/experiments/2026-11-28-research-log.md); the paper starts from a pretrained M3D-CLIP
 tower. ``mu2 train clip`` gives the embedded model its own: the ViT3D trained against the
 reports (symmetric InfoNCE, learned temperature) and the structured findings (auxiliary
 multi-label head), saved as ``vision.safetensors`` for SFT's ``model.vision_path``, with

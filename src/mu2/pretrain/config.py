@@ -3,7 +3,7 @@
     mu2 train clip --config configs/clip/tiny.yaml [key=value ...]
 
 The run options (steps, batch, checkpoints, logging) are the SFT recipe's
-(:class:`mu2.train.config.RunOptions`); the sections below are specific to stage 0.
+(:class:`mu2.engine.config.RunOptions`); the sections below are specific to stage 0.
 CLIP's own defaults are named as such: initial temperature 0.07 and the logit-scale cap
 of 100 (Radford et al. 2021).
 """
@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mu2.engine.config import OptimOptions, RunOptions
 from mu2.preprocess import AugmentConfig
-from mu2.train.config import OptimOptions, RunOptions
 
 CLIP_INIT_TEMPERATURE = 0.07  # CLIP: logit scale starts at log(1 / 0.07)
 CLIP_MAX_LOGIT_SCALE = 100.0  # CLIP: the learned scale is clamped to 100

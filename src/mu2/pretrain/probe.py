@@ -33,6 +33,7 @@ from mu2.model.vision import VisionConfig, VisionTower
 from mu2.pretrain.cases import LabelSpace, read_cases, write_cases
 from mu2.pretrain.clip import ClipModel, load_clip, pool_tokens, vision_layout
 from mu2.pretrain.config import ClipDataOptions, ProbeOptions
+from mu2.pretrain.dataset import case_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -190,8 +191,6 @@ def probe_folder(
     batch_size: int = 16,
 ) -> dict[str, Any]:
     """Probe the stage-0 model saved in ``folder``; write probe.json and probe.md there."""
-    from mu2.pretrain.recipe import case_dataset
-
     folder = Path(folder)
     clip, tokenizer, labels = load_clip(folder)
     test_cases = read_cases(test_jsonl, opts.max_test_cases)

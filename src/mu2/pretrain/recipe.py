@@ -5,8 +5,8 @@
 setup: one item per scan (:mod:`mu2.pretrain.cases`) written to ``<output_dir>/cases/``,
 a BPE tokenizer trained on the training reports, the stage-0 model
 (:func:`mu2.pretrain.clip.build_clip_model`), volumes prepared once and cached by the
-SFT data pipeline (:class:`mu2.train.dataset.CTCaseDataset`). train: the loop every mu2
-recipe shares (:class:`mu2.train.recipe.Recipe`: accelerate, warm-up + cosine,
+SFT data pipeline (:class:`mu2.engine.dataset.CTCaseDataset`). train: the loop every mu2
+recipe shares (:class:`mu2.engine.recipe.Recipe`: accelerate, warm-up + cosine,
 checkpoints and exact resume, metrics JSONL + TensorBoard, progress bar). save:
 ``<output_dir>/final/vision.safetensors`` -- what ``model.vision_path`` of an SFT config
 loads, exactly as the paper config loads M3D-CLIP's ``pretrained_ViT.bin`` -- and the
@@ -18,20 +18,20 @@ InfoNCE negatives are the other cases of the same micro-batch on the same proces
 from __future__ import annotations
 
 import logging
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mu2.engine.dataset import CTCaseDataset
+from mu2.engine.recipe import Recipe
 from mu2.errors import Mu2Error
 from mu2.model.processing import Mu2Processor
-from mu2.preprocess import AugmentConfig, augment
 from mu2.pretrain.cases import Case, LabelSpace, read_cases, write_cases
 from mu2.pretrain.clip import build_clip_model, save_clip
-from mu2.pretrain.config import ClipConfig, ClipDataOptions
-from mu2.train.dataset import CTCaseDataset, prepare_fn
-from mu2.train.recipe import Recipe
+from mu2.pretrain.config import ClipConfig
+from mu2.pretrain.dataset import case_dataset
+from mu2.pretrain.probe import probe_folder
 
 logger = logging.getLogger(__name__)
 
@@ -78,37 +78,6 @@ class ClipCollator:
         if len(self.labels):
             batch["labels"] = torch.stack([self.labels.encode(it["findings"]) for it in items])
         return batch
-
-
-def _augment_frames(
-    frames: torch.Tensor, generator: torch.Generator, *, cfg: AugmentConfig
-) -> torch.Tensor:
-    return augment(frames, cfg, generator)
-
-
-def case_dataset(
-    cases_jsonl: str | Path,
-    data: ClipDataOptions,
-    *,
-    seed: int,
-    train: bool,
-    limit: int | None = None,
-) -> CTCaseDataset:
-    """The SFT data pipeline over case rows: prepared once, cached, augmented per draw."""
-    prep, key = prepare_fn(data.prep)
-    return CTCaseDataset(
-        cases_jsonl,
-        prep,
-        augment_fn=partial(_augment_frames, cfg=data.augmentation)
-        if data.augment and train
-        else None,
-        seed=seed,
-        cache=data.cache,
-        cache_dir=data.cache_dir,
-        cache_key=key,
-        limit=limit,
-        required=("image", "text"),
-    )
 
 
 class ClipRecipe(Recipe):
@@ -229,8 +198,6 @@ def run_clip(cfg: ClipConfig) -> Path | None:
     recipe = ClipRecipe(cfg)
     final = recipe.run_all()
     if final is not None and recipe.is_main and cfg.probe.enabled and cfg.data.test:
-        from mu2.pretrain.probe import probe_folder
-
         probe_folder(
             final,
             recipe.output_dir / CASES_DIR / "train.jsonl",

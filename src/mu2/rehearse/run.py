@@ -188,18 +188,13 @@ class Rehearsal:
         return f"step-1 loss = log 2 (bf16 policy and reference agree); {len(metrics)} log rows"
 
     def evaluate(self) -> str:
-        from mu2.bench.predict import predict_split, write_predictions
-        from mu2.model import Mu2ForConditionalGeneration
-
-        model_dir = self.out / "runs/dpo-paper/final"
-        model = Mu2ForConditionalGeneration.from_pretrained(model_dir)
         rows = []
         for split in ("data/amos-mm/val.jsonl", "data/ct-rate/test.jsonl"):
-            rows += predict_split(model, self.out / split, prep=str(model.config.prep),
-                                  cache_dir=self.out / "runs/cache/eval", tasks=["report"],
-                                  batch_size=4, max_new_tokens=self.cfg.eval_max_new_tokens,
-                                  progress=False)  # fmt: skip
-        pred = write_predictions(rows, self.out / "runs/eval/predictions.jsonl")
+            rows += _predict(self.out / "runs/dpo-paper/final", self.out / split,
+                             self.out / "runs/cache/eval", self.cfg.eval_max_new_tokens)  # fmt: skip
+        pred = self.out / "runs/eval/predictions.jsonl"
+        pred.parent.mkdir(parents=True, exist_ok=True)
+        pred.write_text("".join(json.dumps(r) + "\n" for r in rows))
         self.command("eval", ["eval", "--pred", str(pred.relative_to(self.out)), "--metrics",
                               self.cfg.eval_metrics, "--green-backend", f"hf:{JUDGE_DIR}",
                               "--bootstrap", "0", "--quiet"])  # fmt: skip
@@ -250,6 +245,29 @@ class Rehearsal:
         lines.append(f"| total | {'ok' if all(r.ok for r in self.results) else 'FAILED'} "
                      f"| {total:.0f} s | sizes only differ from the paper configs |")  # fmt: skip
         return "\n".join(lines)
+
+
+def _predict(model_dir: Path, jsonl: Path, cache: Path, max_new_tokens: int) -> list[dict]:
+    """Greedy report rows {id, prediction, reference, region, dataset} of one split.
+
+    Frames come through the training pipeline with the model's own preparation, reports
+    through the SFT recipe's batched generation (as the benchmark's prediction files).
+    """
+    from mu2.engine.dataset import CTCaseDataset, prepare_fn
+    from mu2.model import Mu2ForConditionalGeneration
+    from mu2.train.sampling import generate_reports
+
+    model = Mu2ForConditionalGeneration.from_pretrained(model_dir).eval()
+    prepare, key = prepare_fn(str(model.config.prep))
+    data = CTCaseDataset(jsonl, prepare, cache="disk", cache_dir=cache, cache_key=key,
+                         required=("id", "image", "question", "answer"))  # fmt: skip
+    items = [data[i] for i, r in enumerate(data.rows) if r.get("task", "report") == "report"]
+    texts = generate_reports(model, model.processor, [it["frames"] for it in items],
+                             [it["question"] for it in items], device="cpu",
+                             max_new_tokens=max_new_tokens)  # fmt: skip
+    return [{"id": str(it["id"]), "prediction": text, "reference": it["answer"],
+             **{k: it[k] for k in ("region", "dataset") if k in it}}
+            for it, text in zip(items, texts, strict=True)]  # fmt: skip
 
 
 def _rows(path: Path) -> list[dict]:

@@ -2,15 +2,16 @@
 
 Each concept is one module: ``position`` (RPE), ``attention``, ``refiner`` (SVR),
 ``selection`` (DTS / top-k), ``pooling`` (DMTP / fixed), ``aggregation`` (TTA + final linear
-aggregation), ``mu2_tokenizer`` (composition, config, presets), ``baselines`` (spp, perceiver).
+aggregation), ``mu2_tokenizer`` (composition, config, presets), ``baselines`` (spp, perceiver), ``build``
+(the module for a config's kind).
 """
 
+from mu2.tokenizer.build import build_visual_tokenizer
 from mu2.tokenizer.mu2_tokenizer import (
     PRESETS,
     Mu2Tokenizer,
     TokenizerConfig,
     TokenizerOutput,
-    build_visual_tokenizer,
     preset_options,
 )
 

@@ -15,6 +15,7 @@ import dataclasses
 import difflib
 from dataclasses import dataclass
 from math import lcm
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -84,7 +85,7 @@ class TokenizerConfig:
     tokens (``mu2.tokenizer.standardize``); not in the paper, which uses the raw features."""
 
     def __post_init__(self) -> None:
-        self.grid = tuple(int(g) for g in self.grid)
+        self.grid = cast(tuple[int, int, int], tuple(int(g) for g in self.grid))
         self.scales = tuple(int(s) for s in self.scales)
         problems = []
         for name, value, choices in (
@@ -121,7 +122,7 @@ class TokenizerConfig:
         """M' = sum_s k / s visual tokens seen by the TTA."""
         return sum(self.num_selected // s for s in self.scales)
 
-    def replace(self, **changes: object) -> TokenizerConfig:
+    def replace(self, **changes: Any) -> TokenizerConfig:
         return dataclasses.replace(self, **changes)
 
 
@@ -202,13 +203,3 @@ class Mu2Tokenizer(nn.Module):
             tokens=tokens, mask=mask.new_ones(b, tokens.shape[1]), relevance=relevance
         )
 
-
-def build_visual_tokenizer(config: TokenizerConfig) -> nn.Module:
-    """The module for ``config.kind``: μ² (or LinVT ablation), spp pass-through, or perceiver."""
-    if config.kind == "mu2":
-        return Mu2Tokenizer(config)
-    from mu2.tokenizer.baselines import PassthroughTokens, PerceiverResampler
-
-    if config.kind == "spp":
-        return PassthroughTokens(config)
-    return PerceiverResampler(config)

@@ -60,8 +60,8 @@ class RelativeBias3D(nn.Module):
 
     def __init__(self, grid: tuple[int, int, int], heads: int):
         super().__init__()
-        self.grid = tuple(int(g) for g in grid)
-        gz, gy, gx = self.grid
+        gz, gy, gx = (int(g) for g in grid)
+        self.grid = (gz, gy, gx)
         self.table = nn.Parameter(torch.empty((2 * gz - 1) * (2 * gy - 1) * (2 * gx - 1), heads))
         nn.init.trunc_normal_(self.table, std=TABLE_INIT_STD)
 

@@ -31,6 +31,7 @@ class Selection:
         if self.weights is not None:
             return torch.einsum("bk,bkm->bm", relevance, self.weights)  # (B, M)
         out = relevance.new_zeros(relevance.shape[0], num_tokens + self.tokens.shape[1])
+        assert self.index is not None  # hard selection keeps its indices
         out.scatter_add_(1, self.index, relevance * self.mask)  # (B, M + k)
         return out[:, :num_tokens]  # (B, M)
 

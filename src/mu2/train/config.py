@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mu2.engine.config import OptimOptions, RunOptions
+
 
 @dataclass
 class LoraOptions:
@@ -82,71 +84,7 @@ class DataOptions:
     """Use only the first N training rows (quick runs)."""
 
 
-@dataclass
-class OptimOptions:
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
-    warmup_ratio: float = 0.1
-    min_lr_ratio: float = 0.0
-    """Cosine floor as a fraction of lr."""
-    clip_norm: float = 1.0
-    """Gradient clipping max norm; 0 disables."""
-
-    def __post_init__(self) -> None:
-        if self.lr <= 0:
-            raise ValueError(f"optim.lr must be > 0, got {self.lr}")
-
-
 LOSS_REDUCTIONS: tuple[str, ...] = ("token", "row")
-
-
-@dataclass
-class RunOptions:
-    """Loop, precision, checkpoint and logging settings shared by SFT and DPO."""
-
-    output_dir: str = "runs/sft-tiny"
-    epochs: int = 1
-    max_steps: int | None = None
-    """Total optimizer steps; overrides epochs when set."""
-    stop_after: int | None = None
-    """End this invocation after this optimizer step (checkpointed) without finishing the
-    schedule; a later run with resume=auto continues. For time-boxed jobs and tests."""
-    batch_size: int = 8
-    """Cases per process per micro-batch (DPO: pairs)."""
-    grad_accum: int = 1
-    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = "auto"
-    """auto: bf16 on GPU, fp32 on CPU."""
-    device: Literal["auto", "cpu"] = "auto"
-    seed: int = 0
-    num_threads: int | None = None
-    """torch intra-op threads per process (None: leave torch's default)."""
-    save_every: int = 100
-    """Checkpoint every N optimizer steps (0: only at the end)."""
-    keep_last: int = 2
-    resume: str = "auto"
-    """auto (newest checkpoint in output_dir, if any) | none | path to a checkpoint."""
-    log_every: int = 10
-    eval_every: int = 100
-    """Validation loss and sample reports every N optimizer steps (0: only at the end)."""
-    num_sample_reports: int = 2
-    max_new_tokens: int = 96
-    tensorboard: bool = True
-
-    def _check_run(self) -> list[str]:
-        problems = []
-        for name in ("epochs", "batch_size", "grad_accum"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1")
-        if self.max_steps is not None and self.max_steps < 1:
-            problems.append("max_steps must be >= 1 (or null)")
-        for name in ("save_every", "eval_every", "num_sample_reports"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name} must be >= 0")
-        if self.log_every < 1:
-            problems.append("log_every must be >= 1")
-        return problems
 
 
 @dataclass
@@ -163,20 +101,20 @@ class SFTConfig(RunOptions):
     few per cent of the tokens and "token" lets the template drown them)."""
     code_weight: float = 0.0
     """Weight of the findings-code loss: the mean squared distance of every visual token to
-    the row's findings code (``mu2.train.findings_code``, which an LM stage with
+    the row's findings code (``mu2.train.aids.findings_code``, which an LM stage with
     ``fill=code`` taught the LLM to read), relative to the code's mean square. It
     aligns the projector and tokenizer to the LLM directly rather than only through the
     next-token loss. Needs rows with structured findings; 0 turns it off."""
     code_init_rows: int = 0
     """With ``code_weight`` > 0 (ignored otherwise): before training, fit the projector's
     output layer by ridge regression so that the mean visual token of each case is its
-    findings code (``mu2.train.code_init``), over this many training rows; 0: off."""
+    findings code (``mu2.train.aids.code_init``), over this many training rows; 0: off."""
     cache_vision: bool = False
     """Run the frozen vision tower once per volume and reuse its output (``TowerCache``).
     Needs ``model.freeze_vision`` and ``data.augment=false`` (the output must not change
     between draws)."""
     ground_weight: float = 0.0
-    """Weight of the grounding loss (``mu2.train.grounding``): a report row with fluid or a
+    """Weight of the grounding loss (``mu2.train.aids.grounding``): a report row with fluid or a
     focal lesion should put at least ``ground_target`` of its question-to-CT relevance on
     those voxels. Needs label maps (``mu2 data synth --save-labels``) and a μ² / LinVT
     tokenizer (the ones with relevance); not in the paper; 0 turns it off."""
@@ -306,15 +244,17 @@ class LMDataOptions:
     train: str = "runs/synth/train.jsonl"
     limit: int | None = None
     """Use only the first N rows (None: all)."""
+    num_workers: int = 0
+    """DataLoader worker processes (the rows are text: 0 is enough)."""
 
 
 @dataclass
-class LMConfig:
+class LMConfig(RunOptions):
     """Text pretraining of a random-init tiny LLM before SFT (embedded default only).
 
     The paper's LLM arrives pretrained (Llama-3.2-1B) and can read what its context says;
     a random-init tiny Llama cannot, and SFT alone does not teach it to read the image
-    within the demo budget (BENCHMARKS.md, issue 10). This stage trains the LLM on the SFT
+    within the demo budget (docs/experiments/2026-11-28-research-log.md). This stage trains the LLM on the SFT
     rows' text with ``context="findings"``: the row's structured findings written as words
     at a random place among the image placeholders, so the LLM learns to look back at that
     block for evidence. SFT then fills the block with visual tokens. Skip this stage when
@@ -322,18 +262,17 @@ class LMConfig:
     """
 
     output_dir: str = "runs/lm-tiny"
-    max_steps: int = 300
+    max_steps: int | None = 300
     batch_size: int = 32
-    seed: int = 0
-    device: Literal["auto", "cpu"] = "auto"
-    num_threads: int | None = None
     log_every: int = 50
+    num_sample_reports: int = 0
+    """No sample reports: the stage has no validation split and no image."""
     context: str = "findings"
     """findings: structured findings as words in the image block; none: plain text."""
     fill: str = "repeat"
     """repeat: the findings tiled over the whole image block; once: written once at a
-    random offset among the placeholders (see ``mu2.train.context_lm.context_block``);
-    code: every block position holds a *findings code* (``mu2.train.findings_code``): +/-
+    random offset among the placeholders (see ``mu2.train.aids.context_lm.context_block``);
+    code: every block position holds a *findings code* (``mu2.train.aids.findings_code``): +/-
     a fixed direction per finding kind of the scan, present or absent, mixed with random
     positive weights, plus noise; a target the μ² tokenizer's convex mixes can reach and
     that SFT regresses onto (``SFTConfig.code_weight``)."""
@@ -357,9 +296,7 @@ class LMConfig:
             problems.append(f"context={self.context!r} (choose one of {list(CONTEXTS)})")
         if self.fill not in FILLS:
             problems.append(f"fill={self.fill!r} (choose one of {list(FILLS)})")
-        for name in ("max_steps", "batch_size", "log_every"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
+        problems += self._check_run()
         if self.model.llm_path is not None:
             problems.append("model.llm_path is set: a pretrained LLM needs no text pretraining")
         if problems:

@@ -24,11 +24,11 @@ import torch
 from accelerate.utils import DistributedType
 from torch import nn
 
+from mu2.engine.dataset import PairCollator, adopt_prep
+from mu2.engine.recipe import Recipe
 from mu2.errors import Mu2Error
 from mu2.train.config import DPOConfig
-from mu2.train.dataset import PairCollator, adopt_prep
 from mu2.train.dpo_loss import dpo_loss, sequence_logps
-from mu2.train.recipe import Recipe
 from mu2.train.sampling import generate_reports, model_inputs
 from mu2.train.sft import freeze_unused, make_dataset
 

@@ -229,8 +229,8 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
     from accelerate.utils import gather_object
 
     from mu2.data.schema import relative_image, resolve_image
+    from mu2.engine.dataset import adopt_prep, prepare_fn, read_rows
     from mu2.metrics.green import make_judge
-    from mu2.train.dataset import adopt_prep, prepare_fn, read_rows
     from mu2.train.dpo import load_sft_model
 
     state = PartialState(cpu=cfg.device == "cpu" or not torch.cuda.is_available())

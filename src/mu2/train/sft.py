@@ -5,7 +5,7 @@
 setup: build the mu2 model (``mu2.model.build``, or ``model.init_from`` a saved model),
 freeze what the config says, optional LoRA, gradient checkpointing; the training JSONL
 as prepared volumes (cached) with per-draw augmentation. train: the shared loop of
-:class:`mu2.train.recipe.Recipe`. cleanup: the model to ``<output_dir>/final``, loadable
+:class:`mu2.engine.recipe.Recipe`. cleanup: the model to ``<output_dir>/final``, loadable
 by ``Mu2ForConditionalGeneration.from_pretrained`` (processor included), for
 ``mu2 report --model``, ``mu2 prefs build --model`` and ``mu2 train dpo``.
 """
@@ -18,20 +18,13 @@ from pathlib import Path
 import torch
 
 from mu2.data.schema import read_jsonl
+from mu2.engine.dataset import CTCaseDataset, SFTCollator, adopt_prep, augment_fn, prepare_fn
+from mu2.engine.recipe import Recipe
+from mu2.engine.tower_cache import TowerCache
 from mu2.errors import Mu2Error
-from mu2.train.code_init import fit_projector_to_code
+from mu2.train.aids import AuxiliaryLoss, sft_aids
 from mu2.train.config import DataOptions, DPODataOptions, ModelOptions, SFTConfig
-from mu2.train.dataset import CTCaseDataset, SFTCollator, adopt_prep, augment_fn, prepare_fn
-from mu2.train.findings_code import (
-    CodeCollator,
-    FindingsCoder,
-    code_loss,
-    findings_code,
-)
-from mu2.train.grounding import GroundingCollator, GroundingMasks, grounding_loss
-from mu2.train.recipe import Recipe
 from mu2.train.sampling import generate_reports, model_inputs
-from mu2.train.tower_cache import TowerCache
 
 logger = logging.getLogger(__name__)
 
@@ -180,51 +173,13 @@ class SFTRecipe(Recipe):
         self.collate = SFTCollator(self.processor, cfg.model.max_length)
         if cfg.cache_vision:
             self.tower_cache = TowerCache()
-        if cfg.code_weight > 0:
-            coder = FindingsCoder(rows)
-            if not coder.kinds:
-                raise Mu2Error(
-                    "code_weight > 0 needs rows with structured findings; none has any",
-                    path=cfg.data.train,
-                    fix="set code_weight=0",
-                )
-            collate = CodeCollator(self.collate, coder)
-            self.code_directions = coder.directions(model.config.text_config.hidden_size)
-            if cfg.code_init_rows:
-                fit_projector_to_code(
-                    model,
-                    train,
-                    collate,
-                    self.code_directions,
-                    cfg.code_init_rows,
-                    cache=self.tower_cache,
-                )
-        else:
-            collate = self.collate
-        if cfg.ground_weight > 0:
-            collate = self._grounding(model, train, collate)
+        # learning aids of the tiny model (mu2.train.aids); none in the paper's SFT
+        self.aids: list[AuxiliaryLoss]
+        self.aids, collate = sft_aids(cfg, model, rows, train, self.collate, self.tower_cache)
         return model, train, collate
 
-    def _grounding(self, model, train, collate):
-        """Wrap ``collate`` so batches carry the grounded patches (``ground_mask``)."""
-        cfg = self.cfg
-        if model.visual_tokenizer.config.kind != "mu2":
-            raise Mu2Error(
-                f"ground_weight needs a tokenizer with relevance (μ² / LinVT presets), not "
-                f"'{model.visual_tokenizer.config.kind}'",
-                fix="set ground_weight=0",
-            )
-        masks = GroundingMasks(
-            train.rows,
-            cfg.data.train,
-            cfg.data.prep,
-            model.vision_tower.config.patch_size,
-            cfg.ground_min_share,
-        )
-        return GroundingCollator(collate, masks)
-
     def compute_loss(self, batch):
-        explicit = self.cfg.code_weight > 0 or self.cfg.cache_vision or self.cfg.ground_weight > 0
+        explicit = bool(self.aids) or self.cfg.cache_vision
         if self.cfg.loss_reduction == "token" and not explicit:
             return self.model(**model_inputs(batch)).loss, {}
         inputs = model_inputs(batch)
@@ -237,45 +192,33 @@ class SFTRecipe(Recipe):
         else:
             logits = self.model(**inputs).logits  # (B, L, V)
             loss = row_mean_loss(logits, labels)
-        if "code" in extra:
-            loss = loss + self.cfg.code_weight * extra["code"]
-        if "ground" in extra:
-            loss = loss + self.cfg.ground_weight * extra["ground"]
+        for aid in self.aids:
+            loss = loss + aid.weight * extra[aid.name]
         return loss, {k: v.detach() for k, v in extra.items()}
 
     def _encode(self, batch, inputs):
         """The visual tokens outside the LLM's forward: from the tower cache, and with the
-        findings-code loss. Single process only: the visual parameters would be used
-        outside the DDP-wrapped forward."""
+        auxiliary losses. Single process only: the visual parameters would be used outside
+        the DDP-wrapped forward."""
         if self.accelerator.num_processes > 1:
             raise Mu2Error(
-                "code_weight and cache_vision run on one process only",
-                fix="set code_weight=0 cache_vision=false for multi-GPU SFT",
+                "code_weight, ground_weight and cache_vision run on one process only",
+                fix="set code_weight=0 ground_weight=0 cache_vision=false for multi-GPU SFT",
             )
         model = self.accelerator.unwrap_model(self.model)
         pv, fm = inputs.pop("pixel_values"), inputs.pop("frame_mask")
         patches = None
         if self.tower_cache is not None:
             patches = self.tower_cache.patches(model.vision_tower, pv, fm)  # (F, N0, E_v)
-        ground = self.cfg.ground_weight > 0
         enc = model.encode_images(
             pv,
             fm,
             inputs.pop("question_ids"),
             inputs.pop("question_mask"),
-            return_attribution=ground,
+            return_attribution=any(aid.needs_attribution for aid in self.aids),
             patches=patches,
         )
-        extra = {}
-        if self.cfg.code_weight > 0:
-            directions = self.code_directions.to(enc.tokens.device)  # (K, E)
-            code = findings_code(directions, batch["code_sign"])  # (B, E)
-            extra["code"] = code_loss(enc.tokens, code, enc.mask)  # (B, Q, E), (B, E), (B, Q)
-        if ground:
-            # (B, T, gz, gy, gx) relevance of every ViT patch and the row's grounded patches
-            mask = batch["ground_mask"].to(enc.attribution.device)
-            extra["ground"] = grounding_loss(enc.attribution, mask, self.cfg.ground_target)
-        return enc, extra
+        return enc, {aid.name: aid.loss(batch, enc) for aid in self.aids}
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
