@@ -36,8 +36,8 @@ class RawData:
 
 def _synth_cases(out: Path, n: int, seed: int) -> dict[str, dict[str, Any]]:
     """``n`` synthetic cases: {case_id: {"image": Path, "reports": {region: text}, "qa": [...]}}."""
-    from mu2.data.synth import synthesize
-    from mu2.data.synth_config import make_config
+    from mu2.data.synthetic.synth import synthesize
+    from mu2.data.synthetic.synth_config import make_config
 
     synthesize(out, n, seed, make_config("tiny", "tiny"), workers=1, progress=False,
                preset="tiny", size="tiny")  # fmt: skip

@@ -99,7 +99,7 @@ class Rehearsal:
 
     # -- stages ---------------------------------------------------------------------------
     def assets(self) -> str:
-        from mu2.data.synth import synthesize  # noqa: F401  (fail early if data extras miss)
+        from mu2.data.synthetic.synth import synthesize  # noqa: F401  (fail early if data extras miss)
         from mu2.rehearse.assets import write_judge, write_llm, write_m3d_vit
         from mu2.rehearse.cases import write_raw_data
 
