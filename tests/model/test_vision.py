@@ -115,3 +115,94 @@ def test_sdpa_attention_matches_monai_eager_attention():
     g_f = fused.vit.patch_embedding.patch_embeddings[1].weight.grad
     g_e = eager.vit.patch_embedding.patch_embeddings[1].weight.grad
     torch.testing.assert_close(g_f, g_e, atol=1e-4, rtol=1e-3)
+
+
+class _M3DViT(torch.nn.Module):
+    """M3D's own ViT class (LaMed multimodal_encoder/vit.py) with classification=True as
+    its ViT3DTower and M3D-CLIP build it: MONAI's patch embedding ("perceptron") and
+    transformer blocks, ``cls_token`` and a final norm, and no classification head (the
+    head is commented out there, so ``pretrained_ViT.bin`` holds no head keys)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        from monai.networks.blocks.patchembedding import PatchEmbeddingBlock
+        from monai.networks.blocks.transformerblock import TransformerBlock
+
+        self.patch_embedding = PatchEmbeddingBlock(
+            in_channels=1, img_size=cfg.img_size, patch_size=cfg.patch_size,
+            hidden_size=cfg.hidden_size, num_heads=cfg.num_heads, proj_type="perceptron",
+            spatial_dims=3,
+        )  # fmt: skip
+        self.blocks = torch.nn.ModuleList(
+            TransformerBlock(cfg.hidden_size, cfg.mlp_dim, cfg.num_heads, 0.0, False)
+            for _ in range(cfg.num_layers)
+        )
+        self.norm = torch.nn.LayerNorm(cfg.hidden_size)
+        self.cls_token = torch.nn.Parameter(torch.randn(1, 1, cfg.hidden_size))
+
+    def forward(self, x):
+        x = self.patch_embedding(x)
+        x = torch.cat((self.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
+        for blk in self.blocks:
+            x = blk(x)
+        return self.norm(x)  # ViT3DTower with select_feature 'patch' then drops [:, 0]
+
+
+def _m3d_state(cfg) -> dict[str, torch.Tensor]:
+    """A pretrained_ViT.bin as M3D saved it (older MONAI: no norm_cross_attn keys)."""
+    return {k: v for k, v in _M3DViT(cfg).state_dict().items() if "norm_cross_attn" not in k}
+
+
+def test_m3d_layout_without_head_loads_strictly_and_matches_m3d_forward(tmp_path):
+    cfg = vision_config("tiny")
+    torch.manual_seed(3)
+    m3d = _M3DViT(cfg).eval()
+    state = _m3d_state(cfg)
+    m3d.load_state_dict(state, strict=False)
+    assert "cls_token" in state and not any(k.startswith("classification_head") for k in state)
+    assert "patch_embedding.patch_embeddings.1.weight" in state  # perceptron: Rearrange, Linear
+    torch.save(state, tmp_path / "pretrained_ViT.bin")
+    tower = VisionTower(cfg).eval()
+    load_vision_weights(tower, tmp_path / "pretrained_ViT.bin", strict=True)
+    frames = torch.rand(2, 1, *cfg.img_size)
+    with torch.no_grad():
+        torch.testing.assert_close(tower(frames), m3d(frames)[:, 1:], atol=1e-5, rtol=1e-4)
+
+
+def test_full_m3d_clip_checkpoint_vision_keys_are_found(tmp_path):
+    """M3D-CLIP's whole model: vision_encoder.* beside a BERT language_encoder.* and heads."""
+    from transformers import BertConfig, BertModel
+
+    cfg = vision_config("tiny")
+    torch.manual_seed(4)
+    vision = _m3d_state(cfg)
+    bert = BertModel(BertConfig(vocab_size=64, hidden_size=cfg.hidden_size, num_hidden_layers=1,
+                                num_attention_heads=2, intermediate_size=64))  # fmt: skip
+    clip = {f"vision_encoder.{k}": v for k, v in vision.items()}
+    clip |= {f"language_encoder.{k}": v.contiguous() for k, v in bert.state_dict().items()}
+    for head in ("mm_vision_proj", "mm_language_proj"):
+        clip[f"{head}.weight"] = torch.randn(cfg.hidden_size, cfg.hidden_size)
+        clip[f"{head}.bias"] = torch.zeros(cfg.hidden_size)
+    clip["logit_scale"] = torch.tensor(2.6593)
+    folder = tmp_path / "M3D-CLIP"
+    folder.mkdir()
+    save_file(clip, str(folder / "model.safetensors"))
+    for path in (folder / "model.safetensors", folder):  # the file, or its folder
+        tower = VisionTower(cfg)
+        load_vision_weights(tower, path, strict=True)
+        own = tower.vit.state_dict()
+        assert all(torch.equal(own[k], v) for k, v in vision.items())
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda s: {k: v for k, v in s.items() if not k.startswith("blocks.1.")}, "missing"),
+        (lambda s: {**s, "cls_token": torch.zeros(1, 1, 8)}, "shape mismatch.*cls_token"),
+    ],
+)
+def test_m3d_layout_with_missing_block_or_wrong_shape_fails_clearly(tmp_path, damage, message):
+    cfg = vision_config("tiny")
+    torch.save(damage(_m3d_state(cfg)), tmp_path / "pretrained_ViT.bin")
+    with pytest.raises(Mu2Error, match=message):
+        load_vision_weights(VisionTower(cfg), tmp_path / "pretrained_ViT.bin")

@@ -43,3 +43,38 @@ def test_bad_values_are_user_errors():
         load_config(LMConfig, None, ["model.llm_path=/models/llama"])
     with pytest.raises(Mu2Error, match="grad_accum must be >= 1"):
         load_config(SFTConfig, None, ["grad_accum=0"])
+
+
+def test_paper_configs_prepare_volumes_as_the_m3d_clip_tower_was_pretrained():
+    """Per-volume scaling (M3D-Cap's min-max arrays; the reference code's percentiles) in
+    every paper stage, so SFT, pairs and DPO see the frames the tower learned on."""
+    from mu2.preprocess import prep_config
+
+    sft = load_config(SFTConfig, CONFIGS / "sft" / "paper.yaml")
+    dpo = load_config(DPOConfig, CONFIGS / "dpo" / "paper.yaml")
+    prefs = load_config(PrefsConfig, CONFIGS / "prefs" / "paper.yaml")
+    assert sft.data.prep == dpo.data.prep == prefs.prep
+    cfg = prep_config(sft.data.prep)
+    assert cfg.scaling == "percentile" and cfg.percentiles == (0.5, 99.5)
+    assert (cfg.frame_slices, cfg.size, cfg.max_frames) == (32, 256, 8)
+    assert prep_config("paper:window").window_hu == (-160.0, 240.0)  # still an option
+    with pytest.raises(Mu2Error, match="unknown intensity scaling"):
+        prep_config("paper:soft")
+
+
+def test_paper_preference_pairs_are_exactly_the_dpo_input():
+    sft = load_config(SFTConfig, CONFIGS / "sft" / "paper.yaml")
+    dpo = load_config(DPOConfig, CONFIGS / "dpo" / "paper.yaml")
+    prefs = load_config(PrefsConfig, CONFIGS / "prefs" / "paper.yaml")
+    assert prefs.out == dpo.data.train
+    assert prefs.model == dpo.model.sft_model == f"{sft.output_dir}/final"
+    assert prefs.data == sft.data.train
+    assert (prefs.n, prefs.temperature, prefs.top_p) == (8, 1.0, 0.9)
+    assert prefs.max_new_tokens >= 256 and prefs.green_backend.startswith("hf:")
+
+
+def test_paper_1024_query_variant_budgets_text_and_image_tokens_apart():
+    cfg = load_config(SFTConfig, CONFIGS / "sft" / "paper-1024q.yaml")
+    assert cfg.model.overrides == {"num_queries": 1024} and cfg.model.max_length == 1024
+    base = load_config(SFTConfig, CONFIGS / "sft" / "paper.yaml")
+    assert (cfg.optim, cfg.data, cfg.epochs) == (base.optim, base.data, base.epochs)

@@ -94,3 +94,24 @@ def test_pair_batch_shares_one_volume_per_pair(dpo_config, tmp_path):
     assert torch.equal(
         batch["input_ids"][0][batch["labels"][0] == -100][:5], batch["input_ids"][2][:5]
     )
+
+
+def test_bf16_policy_and_reference_agree_exactly_before_the_first_update(dpo_config, tmp_path):
+    """A real bf16 step, gradient checkpointing on (paper config): the reference runs in the
+    policy's precision context and attention kernels, so the log-ratio is exactly 0."""
+    from accelerate.state import AcceleratorState
+
+    cfg = dpo_config(
+        tmp_path / "bf16", "mixed_precision=bf16", "data.limit=2", "max_steps=1",
+        "model.gradient_checkpointing=true",
+    )  # fmt: skip
+    AcceleratorState._reset_state(True)  # earlier tests of this process fixed fp32
+    try:
+        recipe = DPORecipe(cfg)
+        recipe.run_all()
+        assert recipe.accelerator.mixed_precision == "bf16"
+    finally:
+        AcceleratorState._reset_state(True)  # later tests start from a clean state
+    first = read_metrics(tmp_path / "bf16" / "metrics.jsonl", "train")[0]
+    assert first["reward_chosen"] == first["reward_rejected"] == 0.0, first
+    assert first["loss"] == math.log(2) or abs(first["loss"] - math.log(2)) < 1e-7

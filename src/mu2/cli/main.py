@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "demo",
     "serve",
     "bench",
+    "rehearse",
 )
 
 

@@ -17,18 +17,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch.utils.data import Dataset, Sampler
 
-from mu2.data.schema import resolve_image
+from mu2.data.schema import Record, resolve_image
 from mu2.errors import Mu2Error
+
+if TYPE_CHECKING:
+    from mu2.preprocess import Prepared, PrepConfig
 
 logger = logging.getLogger(__name__)
 
@@ -75,17 +79,72 @@ def augmentation_seed(seed: int, epoch: int, index: int) -> int:
     return int(state[0]) << 31 | int(state[1]) >> 1
 
 
-def prepare_fn(prep: str) -> tuple[Callable[[Path], torch.Tensor], str]:
-    """(image path -> prepared frames (T, K, H, W), cache key) for a named preprocessing size."""
-    from mu2.io import load_ct
-    from mu2.preprocess import prep_config, prepare
+RowPrepare = Callable[[Mapping[str, Any], Path], torch.Tensor]
+"""(JSONL row, the JSONL's path) -> prepared frames (T, K, H, W)."""
+
+
+def prepare_record(
+    record: Record | Mapping[str, Any], jsonl_path: str | Path, cfg: PrepConfig
+) -> Prepared:
+    """The row's image as model frames (T, K, H, W) in [0, 1], its ``meta`` applied once.
+
+    HU rows (CT-RATE v1 rescaled here) go through ``cfg`` as any CT. A unit-intensity
+    array (M3D-Cap) is already scaled by its producer: it is cropped, resized and padded
+    like any volume but its values map 0 -> 0 and 1 -> 1 whatever ``cfg.scaling`` says
+    (windowing [0, 1] values as HU would flatten them to a constant).
+    """
+    from mu2.data.volume_io import UNIT_RANGE, load_record_image
+    from mu2.io import CTVolume
+    from mu2.preprocess import prepare
+
+    image = load_record_image(record, jsonl_path)
+    volume = CTVolume.from_array(image.array, image.spacing, meta={"path": str(image.path)})
+    if image.intensity == "unit":
+        cfg = replace(cfg, scaling="window", window_hu=UNIT_RANGE)
+    return prepare(volume, cfg)
+
+
+def prepare_fn(prep: str) -> tuple[RowPrepare, str]:
+    """(row reader -> prepared frames (T, K, H, W), cache key) for a named preprocessing size.
+
+    Rows are read by :func:`prepare_record`, the one reader that applies
+    a row's ``meta`` (CT-RATE v1 rescaling, M3D-Cap unit arrays), as ``mu2 data check`` does.
+    """
+    from mu2.preprocess import prep_config
 
     cfg = prep_config(prep)
 
-    def run(path: Path) -> torch.Tensor:
-        return prepare(load_ct(path), cfg).frames.float()
+    def run(row: Mapping[str, Any], jsonl: Path) -> torch.Tensor:
+        return prepare_record(row, jsonl, cfg).frames.float()
 
     return run, repr(cfg)
+
+
+def adopt_prep(model: Any, prep: str, *, trained: bool = False) -> None:
+    """Make ``model.config.prep`` the preparation its training frames come in.
+
+    The name is saved with the model, so ``mu2 report`` and evaluation prepare volumes
+    exactly as training did (same size, same intensity scaling). A fresh model (SFT)
+    adopts ``prep`` when its size fits the vision tower; a trained one (DPO, preference
+    sampling) must already have been trained on it: a different scaling would feed the
+    policy an input distribution it never saw.
+    """
+    from mu2.preprocess import prep_config
+
+    cfg = prep_config(prep)
+    tower = tuple(model.vision_tower.config.img_size)  # (K, H, W) of one frame
+    if (cfg.frame_slices, cfg.size, cfg.size) != tower:
+        raise Mu2Error(
+            f"preprocessing '{prep}' makes frames of {(cfg.frame_slices, cfg.size, cfg.size)} "
+            f"but the model's vision tower takes {tower}",
+            fix=f"set the data's prep to the model's size ('{model.config.prep}')",
+        )
+    if trained and prep_config(model.config.prep) != cfg:
+        raise Mu2Error(
+            f"the model was trained on frames prepared as '{model.config.prep}', not '{prep}'",
+            fix=f"set prep={model.config.prep} (the same intensity scaling as training)",
+        )
+    model.config.prep = prep
 
 
 def augment_fn(enabled: bool) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
@@ -109,14 +168,14 @@ def _augment(
 class CTCaseDataset(Dataset):
     """Items: ``{"frames": (T, K, H, W) float tensor, **row fields except image}``.
 
-    ``prepare_fn`` maps an image path to prepared frames (T, K, H, W); ``augment_fn``
+    ``prepare_fn`` maps (row, JSONL path) to prepared frames (T, K, H, W); ``augment_fn``
     maps (frames, generator) to augmented frames, or None for no augmentation.
     """
 
     def __init__(
         self,
         jsonl: str | Path,
-        prepare_fn: Callable[[Path], torch.Tensor],
+        prepare_fn: RowPrepare,
         *,
         augment_fn: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
         seed: int = 0,
@@ -157,7 +216,9 @@ class CTCaseDataset(Dataset):
         near 1.0 is 0.0005 of the [0, 1] range, about 0.2 HU in a 400 HU window).
         """
         path = self.image_path(index)
-        key = str(path.resolve())
+        meta = self.rows[index].get("meta") or {}
+        # rows sharing a scan share frames, unless their meta reads it differently
+        key = f"{path.resolve()}|{json.dumps(meta, sort_keys=True)}" if meta else str(path.resolve())
         if key in self._memory:
             return self._memory[key].float()
         if not path.exists():
@@ -166,11 +227,11 @@ class CTCaseDataset(Dataset):
                 path=str(self.jsonl),
                 fix="image paths are relative to the JSONL's folder (or absolute)",
             )
-        disk = self._disk_path(path) if self.cache == "disk" else None
+        disk = self._disk_path(path, meta) if self.cache == "disk" else None
         if disk is not None and disk.is_file():
             frames = load_file(str(disk))["frames"]
         else:
-            frames = self.prepare_fn(path)
+            frames = self.prepare_fn(self.rows[index], self.jsonl)
             if self.cache != "none":
                 frames = frames.to(self.cache_dtype)
             if disk is not None:
@@ -182,9 +243,11 @@ class CTCaseDataset(Dataset):
             self._memory[key] = frames
         return frames.float()
 
-    def _disk_path(self, image: Path) -> Path:
+    def _disk_path(self, image: Path, meta: Mapping[str, Any]) -> Path:
         stat = image.stat()
         key = f"{image.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.cache_key}"
+        if meta:  # rows without meta keep the cache files they always had
+            key += "|" + json.dumps(meta, sort_keys=True)
         digest = hashlib.sha1(key.encode()).hexdigest()
         assert self.cache_dir is not None
         return self.cache_dir / digest[:2] / f"{digest}.safetensors"

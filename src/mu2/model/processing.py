@@ -4,6 +4,13 @@ As in LLaVA, one ``<image>`` in the chat prompt is expanded into exactly as many
 tokens as the visual tokenizer emits; the model checks the count and scatters the visual
 tokens into those positions. The prompt always starts with BOS (the reference code's
 training prompt lacked it and lost the first question token).
+
+Two budgets, kept apart: ``max_length`` counts text tokens only (chat prompt, question,
+report); the Q image placeholders come on top, so the LLM sees at most max_length + Q
+positions (the paper's 1024 queries with a 1024-token text budget: 2048). Chat templates
+that stamp a date (Llama 3's "Today Date") get a fixed one, so a question's prompt is
+the same whenever and wherever it is rendered: in training, preference sampling and
+inference.
 """
 
 from __future__ import annotations
@@ -15,6 +22,9 @@ from mu2.errors import Mu2Error
 from mu2.model.text import IMAGE_TOKEN
 
 IGNORE_INDEX = -100  # label of tokens without loss (prompt, padding)
+# What Llama 3's own template falls back to when no clock is available; passed as its
+# ``date_string`` so that prompts never depend on the day they are rendered.
+TEMPLATE_DATE = "26 Jul 2024"
 
 
 class Mu2Processor(ProcessorMixin):
@@ -47,7 +57,9 @@ class Mu2Processor(ProcessorMixin):
         if self.image_token in question:
             raise Mu2Error(f"the question contains the reserved token {self.image_token!r}")
         messages = [{"role": "user", "content": f"{self.image_token}\n{question}"}]
-        text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        text = tok.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=False, date_string=TEMPLATE_DATE
+        )
         text = text.replace(self.image_token, self.image_token * self.num_image_tokens, 1)
         ids = tok(text, add_special_tokens=False)["input_ids"]
         if tok.bos_token_id is not None and (not ids or ids[0] != tok.bos_token_id):
@@ -59,6 +71,32 @@ class Mu2Processor(ProcessorMixin):
                 "the chat template altered the image token"
             )
         return ids
+
+    def text_length(self, prompt: list[int]) -> int:
+        """Tokens of a prompt that count against ``max_length``: all but the placeholders."""
+        return len(prompt) - self.num_image_tokens
+
+    def check_budget(
+        self, max_length: int | None, max_positions: int | None, question: str, where: str
+    ) -> None:
+        """At start-up: the text budget leaves room for a report after ``question``'s prompt,
+        and text + image tokens fit the LLM's positions (one clear error, before any work)."""
+        if max_length is None:
+            return
+        text = self.text_length(self.prompt_ids(question))
+        if text >= max_length:
+            raise Mu2Error(
+                f"{where}: max_length={max_length} text tokens leaves no room for a report "
+                f"after the {text}-token prompt",
+                fix="raise model.max_length (it counts text only; image tokens come on top)",
+            )
+        total = max_length + self.num_image_tokens
+        if max_positions is not None and total > max_positions:
+            raise Mu2Error(
+                f"{where}: max_length={max_length} text + {self.num_image_tokens} image tokens "
+                f"= {total} exceed the LLM's {max_positions} positions",
+                fix="lower model.max_length or the number of visual queries",
+            )
 
     def __call__(
         self,
@@ -79,9 +117,10 @@ class Mu2Processor(ProcessorMixin):
         rows, labels = [], []
         for i, question in enumerate(questions):
             prompt = self.prompt_ids(question)
-            if limit is not None and len(prompt) >= limit:
+            text = self.text_length(prompt)  # max_length budgets text; placeholders on top
+            if limit is not None and text >= limit:
                 raise Mu2Error(
-                    f"prompt is {len(prompt)} tokens but max_length is {limit}",
+                    f"prompt is {text} text tokens but max_length is {limit}",
                     fix="raise max_length or shorten the question",
                 )
             if answers is None:
@@ -89,7 +128,7 @@ class Mu2Processor(ProcessorMixin):
                 continue
             answer = tok(answers[i], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
             if limit is not None:
-                answer = answer[: limit - len(prompt)]
+                answer = answer[: limit - text]
             rows.append(prompt + answer)
             labels.append([IGNORE_INDEX] * len(prompt) + answer)
         left = answers is None

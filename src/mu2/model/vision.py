@@ -3,8 +3,12 @@
 ``VisionTower.vit`` has MONAI's module layout (:mod:`mu2.model.vit3d`) so that an M3D-CLIP
 ``pretrained_ViT.bin`` state dict (MONAI key names: ``cls_token``,
 ``patch_embedding.position_embeddings``, ``blocks.N.mlp.linear1.weight``, ...) loads strictly.
-Its classification head exists only for that key layout: the tower returns the normed
-patch tokens of the last layer with the CLS token dropped, as M3D does.
+M3D's own ViT class (LaMed ``multimodal_encoder/vit.py``) keeps ``cls_token`` but has no
+classification head, so its files lack ``classification_head.*``; MONAI's class has one.
+The tower never calls the head: it returns the normed patch tokens of the last layer with
+the CLS token dropped, as M3D does, so head keys are optional on load. A full M3D-CLIP
+checkpoint (``vision_encoder.*`` beside ``language_encoder.*``, the projections and
+``logit_scale``) loads too: its vision keys are found by their prefix.
 """
 
 from __future__ import annotations
@@ -24,13 +28,21 @@ from mu2.model.vit3d import ViT3D
 
 log = logging.getLogger(__name__)
 
-# Sub-modules of MONAI's ViT that the forward never calls: the classification head (kept for
-# the M3D-CLIP key layout) and the LayerNorm that MONAI >= 1.4 adds to every block for
-# optional cross-attention. Older checkpoints (M3D-CLIP's was saved with an older MONAI)
-# lack the latter, so they may be missing on load; they are frozen so DDP waits for no
-# gradient from them.
+# Sub-modules of MONAI's ViT that the forward never calls: the classification head (MONAI
+# builds it; M3D's ViT has none) and the LayerNorm that MONAI >= 1.4 adds to every block
+# for optional cross-attention (M3D-CLIP's file was saved with an older MONAI). Files may
+# lack both, so they may be missing on load (kept at init); they are frozen so DDP waits
+# for no gradient from them.
 UNUSED_KEY = re.compile(r"^(classification_head\.|blocks\.\d+\.norm_cross_attn\.)")
-OPTIONAL_KEY = re.compile(r"^blocks\.\d+\.norm_cross_attn\.")
+OPTIONAL_KEY = UNUSED_KEY
+# File names looked for when a folder is given (M3D-CLIP's Hugging Face folder ships the
+# tower alone as pretrained_ViT.bin and the whole CLIP model as model.safetensors / .bin).
+WEIGHT_FILES: tuple[str, ...] = (
+    "pretrained_ViT.bin",
+    "vision_tower.safetensors",
+    "model.safetensors",
+    "pytorch_model.bin",
+)
 
 # Prefixes a saved vision tower may carry (our wrapper, DDP, M3D's CLIP model); stripped on load.
 KNOWN_PREFIXES: tuple[str, ...] = (
@@ -135,8 +147,20 @@ def _vit_of(module: nn.Module) -> nn.Module:
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state dict from safetensors or a torch file (``weights_only=True``: no pickled code)."""
+    """A state dict from safetensors or a torch file (``weights_only=True``: no pickled code).
+
+    A folder is searched for the file names of :data:`WEIGHT_FILES`, in that order.
+    """
     p = Path(path)
+    if p.is_dir():
+        found = [p / name for name in WEIGHT_FILES if (p / name).is_file()]
+        if not found:
+            raise Mu2Error(
+                "no vision weights in the folder",
+                path=str(p),
+                fix=f"put one of {', '.join(WEIGHT_FILES)} there or pass the file itself",
+            )
+        p = found[0]
     if not p.is_file():
         raise Mu2Error("vision weights not found", path=str(p), fix="pass an existing weights file")
     try:
@@ -156,11 +180,19 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
 
 def _strip_prefix(state: dict[str, torch.Tensor], expected: set[str]) -> dict[str, torch.Tensor]:
+    """The tower's keys of ``state``: as they are, or under the one known prefix that holds
+    them (a whole M3D-CLIP model keeps its tower under ``vision_encoder.`` next to the text
+    encoder; the other keys are not the tower's and are left out)."""
     if set(state) & expected:
         return state
+    required = {k for k in expected if not OPTIONAL_KEY.match(k)}
     for prefix in KNOWN_PREFIXES:
-        if all(k.startswith(prefix) for k in state):
-            return {k[len(prefix) :]: v for k, v in state.items()}
+        inner = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        if len(inner) == len(state) or (inner and set(inner) & required):
+            if len(inner) < len(state):
+                log.info("vision keys found under %r (%d other keys left out)", prefix,
+                         len(state) - len(inner))  # fmt: skip
+            return inner
     return state
 
 

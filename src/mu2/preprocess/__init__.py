@@ -17,6 +17,7 @@ from mu2.preprocess.config import (
     SOFT_TISSUE_WINDOW_HU,
     PrepConfig,
     prep_config,
+    prep_size,
 )
 from mu2.preprocess.mapping import PrepMapping
 from mu2.preprocess.prepare import Prepared, foreground_box, hu_range, prepare
@@ -36,5 +37,6 @@ __all__ = [
     "foreground_box",
     "hu_range",
     "prep_config",
+    "prep_size",
     "prepare",
 ]

@@ -4,6 +4,13 @@ The paper views a CT as T frames of K slices of H x W pixels: (T=8, K=32, 256, 2
 Intensities are clipped to an HU range and min-max scaled to [0, 1]; the range comes
 from one of three ``scaling`` modes: a fixed HU window (default: soft tissue, which keeps
 organ contrast), the paper's wide clip range, or the reference code's percentiles.
+
+A preparation is named ``SIZE`` or ``SIZE:SCALING`` (``paper:percentile``): the name is
+saved with a model, so inference prepares volumes exactly as its training did. The paper
+configs use ``paper:percentile``: the M3D-CLIP tower was pretrained on M3D-Cap arrays that
+are min-max scaled per volume (display images / 255, then minus min, over max), and the
+reference code's per-volume percentile scaling is that input distribution's HU analogue;
+the soft-tissue window stays available as ``paper:window``.
 """
 
 from __future__ import annotations
@@ -78,16 +85,32 @@ class PrepConfig:
         return self.max_frames * self.frame_slices
 
 
-def prep_config(size: str, **overrides) -> PrepConfig:
-    """Builder: 'paper' (T<=8, K=32, 256 x 256) or 'tiny' (T<=4, K=16, 64 x 64, fast);
-    ``overrides`` set other fields (e.g. ``target_spacing=(1.0, 1.0, 3.0)``)."""
+def prep_config(name: str, **overrides) -> PrepConfig:
+    """Builder: ``SIZE[:SCALING]``; SIZE 'paper' (T<=8, K=32, 256 x 256) or 'tiny' (T<=4,
+    K=16, 64 x 64, fast); SCALING window (default) | minmax | percentile. ``overrides`` set
+    other fields (e.g. ``target_spacing=(1.0, 1.0, 3.0)``)."""
+    size, _, scaling = str(name).partition(":")
+    if scaling and scaling not in ("window", "minmax", "percentile"):
+        raise Mu2Error(
+            f"unknown intensity scaling '{scaling}' in preprocessing '{name}'",
+            fix="use SIZE, SIZE:window, SIZE:minmax or SIZE:percentile (e.g. paper:percentile)",
+        )
     if size == "paper":
-        return PrepConfig(**overrides)
-    if size == "tiny":
-        return PrepConfig(
-            frame_slices=TINY_FRAME_SLICES,
-            size=TINY_SIZE,
-            max_frames=TINY_MAX_FRAMES,
+        cfg = PrepConfig(**overrides)
+    elif size == "tiny":
+        cfg = PrepConfig(
+            frame_slices=TINY_FRAME_SLICES, size=TINY_SIZE, max_frames=TINY_MAX_FRAMES,
             **overrides,
         )
-    raise Mu2Error(f"unknown preprocessing size '{size}'", fix="choose 'paper' or 'tiny'")
+    else:
+        raise Mu2Error(
+            f"unknown preprocessing size '{size}'", fix="choose 'paper' or 'tiny' (SIZE[:SCALING])"
+        )
+    if scaling:
+        cfg.scaling = scaling  # type: ignore[assignment]
+    return cfg
+
+
+def prep_size(name: str) -> str:
+    """The SIZE part of a preparation name ('paper:percentile' -> 'paper')."""
+    return str(name).partition(":")[0]

@@ -215,6 +215,9 @@ class PrefsConfig:
     seed: int = 0
     green_backend: str = "rules"
     """rules (offline judge) | hf:PATH | openai:URL."""
+    green_options: dict = field(default_factory=dict)
+    """Options of the judge backend (``mu2.metrics.green.make_judge``): openai: ``model``,
+    ``tokenizer``; hf: ``batch_size``, ``dtype``, ``max_new_tokens`` (smoke tests only)."""
     min_length: int = 5
     """Samples with fewer words are degenerate and never chosen."""
     tasks: list[str] = field(default_factory=lambda: ["report"])

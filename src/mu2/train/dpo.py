@@ -24,7 +24,7 @@ import torch
 from accelerate.utils import DistributedType
 from torch import nn
 
-from mu2.engine.dataset import PairCollator
+from mu2.engine.dataset import PairCollator, adopt_prep
 from mu2.engine.recipe import Recipe
 from mu2.errors import Mu2Error
 from mu2.train.config import DPOConfig
@@ -93,7 +93,14 @@ class DPORecipe(Recipe):
             )
         _check_pairs(Path(cfg.data.train))
         policy = load_sft_model(cfg.model.sft_model)
+        adopt_prep(policy, cfg.data.prep, trained=True)
         self.processor = policy.processor
+        self.processor.check_budget(
+            cfg.model.max_length,
+            getattr(policy.config.text_config, "max_position_embeddings", None),
+            "Describe the findings.",
+            "model.max_length",
+        )
         policy.freeze(vision=cfg.model.freeze_vision, llm=cfg.model.freeze_llm or None)
         freeze_unused(policy)
         if cfg.model.disable_dropout:
@@ -147,16 +154,41 @@ class DPORecipe(Recipe):
         """Summed completion log-probs (2B,) of the policy (with grad) and of the reference."""
         inputs = model_inputs(batch)
         labels = inputs.pop("labels")
-        logps = sequence_logps(self.model(**inputs).logits, labels)  # (2B,)
-        with torch.no_grad():
-            if self.ref is not None:
-                ref_logits = self.ref(**inputs).logits
-            else:
-                policy = self.accelerator.unwrap_model(self.model)
-                with adapters_disabled(policy):
-                    ref_logits = policy(**inputs).logits
-            ref_logps = sequence_logps(ref_logits, labels)  # (2B,)
+        # One precision context for both: the prepared policy autocasts (bf16) but the
+        # reference (not prepared) and the unwrapped policy would not, and the log-ratio at
+        # step 0 would then measure the precision gap instead of 0.
+        with self.accelerator.autocast(), self._same_attention_kernels():
+            logps = sequence_logps(self.model(**inputs).logits, labels)  # (2B,)
+            with torch.no_grad():
+                if self.ref is not None:
+                    ref_logits = self.ref(**inputs).logits
+                else:
+                    policy = self.accelerator.unwrap_model(self.model)
+                    with adapters_disabled(policy):
+                        ref_logits = policy(**inputs).logits
+                ref_logps = sequence_logps(ref_logits, labels)  # (2B,)
         return logps, ref_logps
+
+    def train(self) -> None:
+        # The whole loop, backward included: gradient checkpointing recomputes the forward
+        # there and must meet the kernel the forward used.
+        with self._same_attention_kernels():
+            super().train()
+
+    def _same_attention_kernels(self) -> contextlib.AbstractContextManager:
+        """On CPU, one attention kernel for the policy (with grad) and the reference.
+
+        PyTorch's CPU ``scaled_dot_product_attention`` picks its fused kernel for the
+        reference's no-grad call (the μ² tokenizer's masked attention) but the math kernel
+        when inputs need grad; in bf16 the two differ, and the log-ratio at step 0 with
+        them. The math kernel for both keeps it exactly 0. (Entered again inside the
+        training loop: nesting is harmless.)
+        """
+        if self.accelerator.device.type != "cpu":
+            return contextlib.nullcontext()
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        return sdpa_kernel(SDPBackend.MATH)
 
     def compute_loss(self, batch):
         logps, ref_logps = self.pair_logps(batch)

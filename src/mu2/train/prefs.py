@@ -229,7 +229,7 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
     from accelerate.utils import gather_object
 
     from mu2.data.schema import relative_image, resolve_image
-    from mu2.engine.dataset import prepare_fn, read_rows
+    from mu2.engine.dataset import adopt_prep, prepare_fn, read_rows
     from mu2.metrics.green import make_judge
     from mu2.train.sft import load_sft_model
 
@@ -251,7 +251,7 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
         done = done_ids(out)
         todo = [r for r in rows if str(r["id"]) not in done]
         mine = todo[state.process_index :: state.num_processes]
-        judge = make_judge(cfg.green_backend)
+        judge = make_judge(cfg.green_backend, **cfg.green_options)
         summary = PrefsSummary(
             out=out, judge=judge.label, total=len(rows), already_done=len(rows) - len(todo)
         )
@@ -263,6 +263,7 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
             judge.label,
         )
         model = load_sft_model(cfg.model).to(state.device).eval()
+        adopt_prep(model, cfg.prep, trained=True)
         prep, _ = prepare_fn(cfg.prep)
         suffix = f".part{state.process_index}" if state.num_processes > 1 else ""
         pair_file = out.with_name(out.name + suffix)
@@ -271,7 +272,8 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
             case_id = str(row["id"])
             image = resolve_image(row, cfg.data)
             samples = sample_case(
-                model, model.processor, prep(image), row["question"], cfg, case_id, state.device
+                model, model.processor, prep(row, Path(cfg.data)), row["question"], cfg, case_id,
+                state.device,
             )
             result = rank_samples(samples, row["answer"], judge, cfg.min_length)
             summary.degenerate_samples.update(result.degenerate)
@@ -296,6 +298,7 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
                     # the model card of a DPO model reads where its pairs came from
                     "region": row.get("region"),
                     "dataset": row.get("dataset"),
+                    **({"meta": row["meta"]} if row.get("meta") else {}),  # how to read the image
                 },
             )
             summary.written += 1

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from mu2.data.schema import read_jsonl
-from mu2.engine.dataset import CTCaseDataset, SFTCollator, augment_fn, prepare_fn
+from mu2.engine.dataset import CTCaseDataset, SFTCollator, adopt_prep, augment_fn, prepare_fn
 from mu2.engine.recipe import Recipe
 from mu2.engine.tower_cache import TowerCache
 from mu2.errors import Mu2Error
@@ -159,7 +159,14 @@ class SFTRecipe(Recipe):
         rows = read_jsonl(cfg.data.train)[: cfg.data.limit]
         texts = [text for r in rows for text in (r.question, r.answer)]
         model = build_model(cfg.model, texts, seed=cfg.seed)
+        adopt_prep(model, cfg.data.prep)  # saved with the model: inference prepares alike
         self.processor = model.processor
+        self.processor.check_budget(
+            cfg.model.max_length,
+            getattr(model.config.text_config, "max_position_embeddings", None),
+            max((r.question for r in rows), key=len),
+            "model.max_length",
+        )
         train = make_dataset(
             cfg.data.train, cfg.data, seed=cfg.seed, train=True,
             required=("image", "question", "answer"), limit=cfg.data.limit,
