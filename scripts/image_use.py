@@ -48,7 +48,7 @@ def main() -> None:
 
     def frames(r: dict) -> torch.Tensor:  # (T, K, H, W)
         if r["image"] not in cache:
-            cache[r["image"]] = prep(args.synth / r["image"])
+            cache[r["image"]] = prep(r, args.synth / "test.jsonl")
         return cache[r["image"]]
 
     rows = report_rows(args.synth, args.split)

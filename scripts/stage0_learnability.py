@@ -34,7 +34,7 @@ def cases(root: Path, split: str, prep) -> list[dict]:
             c = by_case.setdefault(r["case_id"], {"image": r["image"], "kinds": set()})
             c["kinds"] |= {f["finding"] for f in r["findings"]}
     for c in by_case.values():
-        c["frames"] = prep(root / c["image"]).half()  # (T, K, H, W)
+        c["frames"] = prep(c, root / f"{split}.jsonl").half()  # (T, K, H, W)
     return list(by_case.values())
 
 

@@ -61,7 +61,7 @@ def test_items_resolve_images_and_keep_fields(jsonl):
 def test_memory_cache_prepares_each_scan_once(jsonl):
     prep, key = prepare_fn("tiny")
     calls = []
-    ds = CTCaseDataset(jsonl, lambda p: calls.append(p) or prep(p), cache_key=key)
+    ds = CTCaseDataset(jsonl, lambda r, j: calls.append(r) or prep(r, j), cache_key=key)
     first = ds.frames(0)
     assert ds.frames(0).dtype == torch.float32
     torch.testing.assert_close(ds.frames(2), first, rtol=0, atol=0)  # row 2: same scan as row 0

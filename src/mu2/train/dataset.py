@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -75,15 +75,23 @@ def augmentation_seed(seed: int, epoch: int, index: int) -> int:
     return int(state[0]) << 31 | int(state[1]) >> 1
 
 
-def prepare_fn(prep: str) -> tuple[Callable[[Path], torch.Tensor], str]:
-    """(image path -> prepared frames (T, K, H, W), cache key) for a named preprocessing size."""
-    from mu2.io import load_ct
-    from mu2.preprocess import prep_config, prepare
+RowPrepare = Callable[[Mapping[str, Any], Path], torch.Tensor]
+"""(JSONL row, the JSONL's path) -> prepared frames (T, K, H, W)."""
+
+
+def prepare_fn(prep: str) -> tuple[RowPrepare, str]:
+    """(row reader -> prepared frames (T, K, H, W), cache key) for a named preprocessing size.
+
+    Rows are read by :func:`mu2.data.volume_io.prepare_record`, the one reader that applies
+    a row's ``meta`` (CT-RATE v1 rescaling, M3D-Cap unit arrays), as ``mu2 data check`` does.
+    """
+    from mu2.data.volume_io import prepare_record
+    from mu2.preprocess import prep_config
 
     cfg = prep_config(prep)
 
-    def run(path: Path) -> torch.Tensor:
-        return prepare(load_ct(path), cfg).frames.float()
+    def run(row: Mapping[str, Any], jsonl: Path) -> torch.Tensor:
+        return prepare_record(row, jsonl, cfg).frames.float()
 
     return run, repr(cfg)
 
@@ -109,14 +117,14 @@ def _augment(
 class CTCaseDataset(Dataset):
     """Items: ``{"frames": (T, K, H, W) float tensor, **row fields except image}``.
 
-    ``prepare_fn`` maps an image path to prepared frames (T, K, H, W); ``augment_fn``
+    ``prepare_fn`` maps (row, JSONL path) to prepared frames (T, K, H, W); ``augment_fn``
     maps (frames, generator) to augmented frames, or None for no augmentation.
     """
 
     def __init__(
         self,
         jsonl: str | Path,
-        prepare_fn: Callable[[Path], torch.Tensor],
+        prepare_fn: RowPrepare,
         *,
         augment_fn: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
         seed: int = 0,
@@ -157,7 +165,9 @@ class CTCaseDataset(Dataset):
         near 1.0 is 0.0005 of the [0, 1] range, about 0.2 HU in a 400 HU window).
         """
         path = self.image_path(index)
-        key = str(path.resolve())
+        meta = self.rows[index].get("meta") or {}
+        # rows sharing a scan share frames, unless their meta reads it differently
+        key = f"{path.resolve()}|{json.dumps(meta, sort_keys=True)}" if meta else str(path.resolve())
         if key in self._memory:
             return self._memory[key].float()
         if not path.exists():
@@ -166,11 +176,11 @@ class CTCaseDataset(Dataset):
                 path=str(self.jsonl),
                 fix="image paths are relative to the JSONL's folder (or absolute)",
             )
-        disk = self._disk_path(path) if self.cache == "disk" else None
+        disk = self._disk_path(path, meta) if self.cache == "disk" else None
         if disk is not None and disk.is_file():
             frames = load_file(str(disk))["frames"]
         else:
-            frames = self.prepare_fn(path)
+            frames = self.prepare_fn(self.rows[index], self.jsonl)
             if self.cache != "none":
                 frames = frames.to(self.cache_dtype)
             if disk is not None:
@@ -182,9 +192,11 @@ class CTCaseDataset(Dataset):
             self._memory[key] = frames
         return frames.float()
 
-    def _disk_path(self, image: Path) -> Path:
+    def _disk_path(self, image: Path, meta: Mapping[str, Any]) -> Path:
         stat = image.stat()
         key = f"{image.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.cache_key}"
+        if meta:  # rows without meta keep the cache files they always had
+            key += "|" + json.dumps(meta, sort_keys=True)
         digest = hashlib.sha1(key.encode()).hexdigest()
         assert self.cache_dir is not None
         return self.cache_dir / digest[:2] / f"{digest}.safetensors"

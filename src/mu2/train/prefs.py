@@ -271,7 +271,8 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
             case_id = str(row["id"])
             image = resolve_image(row, cfg.data)
             samples = sample_case(
-                model, model.processor, prep(image), row["question"], cfg, case_id, state.device
+                model, model.processor, prep(row, Path(cfg.data)), row["question"], cfg, case_id,
+                state.device,
             )
             result = rank_samples(samples, row["answer"], judge, cfg.min_length)
             summary.degenerate_samples.update(result.degenerate)
@@ -293,6 +294,7 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
                     "rejected_green": result.rejected_green,
                     "reference": row["answer"],
                     "judge": judge.name,
+                    **({"meta": row["meta"]} if row.get("meta") else {}),  # how to read the image
                 },
             )
             summary.written += 1
