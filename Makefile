@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: venv dev demo test test-slow lint format clean
+.PHONY: venv dev demo test test-slow mutate lint format clean
 
 # `make demo` installs only what mu2 needs; `make test` adds the dev tools (pytest, ruff,
 # TRL for the DPO cross-check, Playwright), which cost a fresh clone's demo time otherwise.
@@ -40,6 +40,12 @@ test: dev
 # Slow tests are kept out of `make test`; CI runs them too (see .ci/run).
 test-slow: dev
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+# Mutation testing of the core modules (mutmut; configs/mutation/core.yaml, docs/testing.md).
+# Outside `make test` and CI: tens of minutes on 2 cores. MUTATE_GROUPS=green picks groups.
+MUTATE_GROUPS ?=
+mutate: dev
+	$(BIN)/python scripts/mutate.py $(MUTATE_GROUPS)
 
 lint: dev
 	$(BIN)/ruff check src tests scripts

@@ -110,3 +110,37 @@ def test_empty_corpus_and_default_ids() -> None:
     empty = score_answers([], "j")
     assert empty.mean == 0.0 and empty.sd == 0.0 and empty.summary()["n"] == 0
     assert score_answers(["a", "b"], "j").ids == ["0", "1"]
+
+
+def test_clean_answer_keeps_the_text_after_the_last_markers() -> None:
+    from mu2.metrics.green.parse import clean_answer
+
+    assert clean_answer("p<|assistant|>q<|assistant|>r") == "r"
+    assert clean_answer("intro [Explanation]: one [Explanation]: two") == " two"
+    assert clean_answer("a</s>b<unk>c") == "abc"
+    # an answer that echoes the prompt's format block keeps the piece after the FIRST marker
+    echoed = "[Explanation]: mine\n[Explanation]:\n    <Explanation>\n"
+    assert clean_answer(echoed) == " mine\n"
+
+
+def test_green_corpus_pairs_ids_and_writes_nested_folders(tmp_path) -> None:
+    from mu2.metrics.green import make_judge
+    from mu2.metrics.green.score import ANSWERS_FILE, green_corpus
+
+    judge = make_judge("rules")
+    ref = "Small left pleural effusion."
+    out = tmp_path / "a" / "b"
+    result = green_corpus(judge, [ref, ref], [ref, ref], ids=["x", "y"], out_dir=out)
+    assert result.ids == ["x", "y"] and result.scores.tolist() == [1.0, 1.0]
+    rows = [json.loads(x) for x in (out / ANSWERS_FILE).read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["x", "y"]
+    with pytest.raises(ValueError):  # never a silent truncation of a shorter list
+        green_corpus(judge, [ref, ref], [ref])
+
+
+def test_saving_mismatched_lists_fails_instead_of_dropping_rows(tmp_path) -> None:
+    from mu2.metrics.green.score import GreenResult
+
+    bad = GreenResult(judge="j", ids=["a"], answers=["x", "y"], parsed=[parse_answer("x")] * 2)
+    with pytest.raises(ValueError):
+        bad.save_answers(tmp_path)
