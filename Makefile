@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: venv dev demo test test-slow test-min-versions lint format clean
+.PHONY: venv dev demo test test-slow test-min-versions mutate lint format clean
 
 # `make demo` installs what the demo runs (mu2 with its train and eval extras); `make test`
 # adds the web extra and the dev tools (pytest, ruff, TRL for the DPO cross-check, Playwright),
@@ -45,6 +45,12 @@ test-slow: dev
 # The declared minimum versions in a fresh venv, then the quick tests (slow: ~pip install).
 test-min-versions: dev
 	$(BIN)/python scripts/check_min_versions.py
+
+# Mutation testing of the core modules (mutmut; configs/mutation/core.yaml, docs/testing.md).
+# Outside `make test` and CI: tens of minutes on 2 cores. MUTATE_GROUPS=green picks groups.
+MUTATE_GROUPS ?=
+mutate: dev
+	$(BIN)/python scripts/mutate.py $(MUTATE_GROUPS)
 
 lint: dev
 	$(BIN)/ruff check src tests scripts benchmarks

@@ -36,6 +36,9 @@ def test_build_pairs_counts_writes_and_resumes(synth_dir, tiny_model_dir, tmp_pa
     summary = build_pairs(cfg)
     assert summary.total == 3 and summary.already_done == 0
     assert summary.written + sum(summary.skipped.values()) == 3
+    # An untrained model's samples share no finding with the reference: every case is
+    # skipped as best_zero, each with its n scores of 0.
+    assert summary.written == 0 and dict(summary.skipped) == {"best_zero": 3}
     assert "offline rules judge" in summary.describe()
     written = [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
     skipped = (
@@ -43,6 +46,8 @@ def test_build_pairs_counts_writes_and_resumes(synth_dir, tiny_model_dir, tmp_pa
         if summary.skipped
         else []
     )
+    assert [r["reason"] for r in skipped] == ["best_zero"] * 3
+    assert all(r["scores"] == [0.0] * 3 for r in skipped)
     report_ids = [r["id"] for r in _reports(synth_dir)][:3]
     assert sorted(r["id"] for r in written + skipped) == sorted(report_ids)  # report rows only
     for row in written:

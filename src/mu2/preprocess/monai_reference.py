@@ -7,19 +7,21 @@ MONAI is imported inside the function: importing it costs seconds, and nothing e
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from mu2.io.volume import CTVolume
 from mu2.preprocess.config import PrepConfig
-from mu2.preprocess.prepare import plan
 
 
 def monai_prepare(volume: CTVolume, cfg: PrepConfig) -> torch.Tensor:
     """Frames (T, K, H, W) from MONAI transforms performing mu2's preparation steps.
 
     MONAI has no "resize the longer in-plane side, keep or cap the depth" mode, so the
-    chain runs in two ``Compose`` parts and the Resize target between them is computed
-    with mu2's own rule (``plan``), from the cropped shape.
+    chain runs in two ``Compose`` parts. The Resize target between them is computed here,
+    independently of mu2's ``plan`` (a reference must not reuse the code it checks): the
+    in-plane size by MONAI's own "longest" rule on a blank slice, the depth written out.
     """
     from monai.transforms import (
         Compose,
@@ -43,7 +45,11 @@ def monai_prepare(volume: CTVolume, cfg: PrepConfig) -> torch.Tensor:
         first.append(CropForeground(margin=0))  # select_fn: value > 0 after scaling
     # (X, Y, Z) -> (1, X, Y, Z) channel first
     cropped = Compose(first)(torch.from_numpy(volume.array)[None])
-    (d, h, w), frames = plan(tuple(int(s) for s in cropped.shape[1:]), cfg)
+    xc, yc, zc = (int(s) for s in cropped.shape[1:])
+    # MONAI's size_mode="longest" on a blank (1, Xc, Yc) slice -> its (W', H')
+    w, h = Resize(cfg.size, size_mode="longest")(torch.zeros(1, xc, yc)).shape[1:]
+    d = min(zc, cfg.max_frames * cfg.frame_slices)  # keep the depth, or cap it
+    frames = math.ceil(d / cfg.frame_slices)
     second = Compose(
         [
             Resize((w, h, d), mode="trilinear", align_corners=False),  # on (1, X, Y, Z)

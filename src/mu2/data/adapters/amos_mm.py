@@ -8,8 +8,10 @@ Each item::
                 "qa": [{"question": "...", "options": {"A": "...", ...}, "answer": "A"}, ...]}}
 
 One report row per region with findings text (the paper asks one question per region),
-plus one VQA row per well-formed ``qa`` item. Image paths are relative to the JSON's
-folder unless absolute.
+plus one VQA row per well-formed ``qa`` item. The release ships reports and questions as
+two files of this shape, ``report_generation_train_val.json`` (items without ``qa``) and
+``vqa_train_val.json`` (items with ``labels.qa`` only); each converts on its own. Image
+paths are relative to the JSON's folder unless absolute.
 """
 
 from __future__ import annotations
@@ -63,11 +65,16 @@ def convert_amos_mm(in_path: Path, out_jsonl: Path, split: str | None = None) ->
             where = f"{name}[{i}]"
             try:
                 image = Path(item["image"])
-                findings = item["labels"]["report"]["findings"]
-            except (KeyError, TypeError):
+                labels = item["labels"]
+                findings = (labels.get("report") or {}).get("findings", {})
+                qa_items = labels.get("qa") or []
+            except (KeyError, TypeError, AttributeError):
+                raise Mu2Error(f"item {where} lacks image / labels", path=str(in_path)) from None
+            if "report" not in labels and "qa" not in labels:
                 raise Mu2Error(
-                    f"item {where} lacks image / labels.report.findings", path=str(in_path)
-                ) from None
+                    f"item {where} has neither labels.report.findings nor labels.qa",
+                    path=str(in_path),
+                )
             if not isinstance(findings, dict):
                 raise Mu2Error(
                     f"item {where}: report.findings must map region -> text", path=str(in_path)
@@ -94,7 +101,7 @@ def convert_amos_mm(in_path: Path, out_jsonl: Path, split: str | None = None) ->
                         meta=meta,
                     )
                 )
-            for j, qa in enumerate(item["labels"].get("qa") or []):
+            for j, qa in enumerate(qa_items):
                 pair = _qa_text(qa) if isinstance(qa, dict) else None
                 if pair is None:
                     out.skipped.append(f"{where}.qa[{j}]: no question/answer")

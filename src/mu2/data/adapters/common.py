@@ -53,6 +53,15 @@ def read_csv(path: Path) -> list[dict[str, str]]:
     return rows
 
 
+def csv_header(path: Path) -> list[str]:
+    """Column names of a CSV file (its first line); [] when it cannot be read as CSV."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return next(csv.reader(f), [])
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
+
+
 def pick_column(
     rows: list[dict[str, str]],
     wanted: str | None,

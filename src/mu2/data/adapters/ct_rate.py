@@ -8,6 +8,11 @@ Layout (``IN`` is the data set root)::
     dataset/metadata/train_metadata.csv                      VolumeName, XYSpacing, ZSpacing,
                                                              RescaleSlope, RescaleIntercept
 
+The download holds a reports and a metadata CSV per split (``train_*``, ``validation_*``);
+without ``--reports`` / ``--metadata`` all of them are read, and each row is matched to
+its metadata by ``VolumeName``. A findings or impression text that only says "Not given."
+(how the release marks a missing section) counts as empty.
+
 Never rescale twice: a volume is marked ``hu_already`` when it comes from the v2
 (``*_fixed``) layout, or, with ``hu="auto"``, when its voxel values read as HU fit a CT
 better than the values after applying slope/intercept (air at -1000, soft tissue near 0).
@@ -24,7 +29,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from mu2.data.adapters.common import Conversion, find_one, image_ref, question, read_csv, strip_nii
+from mu2.data.adapters.common import Conversion, image_ref, question, read_csv, strip_nii
 from mu2.data.schema import Record
 from mu2.errors import Mu2Error
 
@@ -35,6 +40,25 @@ AIR_HU = (-1100.0, -900.0)
 SOFT_TISSUE_HU = (-150.0, 150.0)
 V2_SUFFIX = "_fixed"  # CT-RATE v2 folders: train_fixed, valid_fixed
 SUBSAMPLE = (4, 4, 2)  # voxel stride when reading values to decide HU vs raw
+NOT_GIVEN = "not given"  # the release's text for a missing report section
+
+
+def _section(row: dict[str, str], key: str) -> str:
+    """A report section's text; '' when missing or only "Not given." ."""
+    text = (row.get(key) or "").strip()
+    return "" if text.rstrip(".").strip().lower() == NOT_GIVEN else text
+
+
+def _csvs(root: Path, given: Path | None, pattern: str, what: str, option: str) -> list[Path]:
+    """``given``, else every CSV under ``root`` whose name matches ``pattern``."""
+    if given is not None:
+        return [given]
+    found = sorted(p for p in root.rglob(pattern) if p.is_file())
+    if not found:
+        raise Mu2Error(
+            f"no {what} found under the folder", path=str(root), fix=f"pass {option} PATH"
+        )
+    return found
 
 
 def _ct_fit(values: np.ndarray) -> float:
@@ -87,19 +111,21 @@ def convert_ct_rate(
         raise Mu2Error(f"--hu is '{hu}'", fix="use auto, yes or no")
     if not root.is_dir():
         raise Mu2Error("CT-RATE root folder not found", path=str(root))
-    reports = reports or find_one(root, ("*reports*.csv",), "reports CSV", "--reports")
-    metadata = metadata or find_one(root, ("*metadata*.csv",), "metadata CSV", "--metadata")
-    report_rows = read_csv(reports)
-    meta_rows = {r.get("VolumeName", ""): r for r in read_csv(metadata)}
-    for col in ("VolumeName", "Findings_EN"):
-        if report_rows and col not in report_rows[0]:
-            raise Mu2Error(f"reports CSV has no '{col}' column", path=str(reports))
+    report_rows: list[dict[str, str]] = []
+    for path in _csvs(root, reports, "*reports*.csv", "reports CSV", "--reports"):
+        rows = read_csv(path)
+        for col in ("VolumeName", "Findings_EN"):
+            if rows and col not in rows[0]:
+                raise Mu2Error(f"reports CSV has no '{col}' column", path=str(path))
+        report_rows += rows
+    metadata_paths = _csvs(root, metadata, "*metadata*.csv", "metadata CSV", "--metadata")
+    meta_rows = {r.get("VolumeName", ""): r for p in metadata_paths for r in read_csv(p)}
     volumes = {p.name: p for p in sorted(root.rglob("*.nii.gz"))}
     out = Conversion()
     missing: list[str] = []
     for row in report_rows:
         name = (row.get("VolumeName") or "").strip()
-        text = (row.get("Findings_EN") or "").strip()
+        text = _section(row, "Findings_EN")
         if not name or not text:
             out.skipped.append(f"{name or '(no VolumeName)'}: empty findings")
             continue
@@ -109,7 +135,7 @@ def convert_ct_rate(
             continue
         m = meta_rows.get(name)
         if m is None:
-            raise Mu2Error(f"no metadata row for {name}", path=str(metadata))
+            raise Mu2Error(f"no metadata row for {name}", path=str(metadata_paths[0]))
         slope = _float(m, "RescaleSlope", 1.0, name)
         intercept = _float(m, "RescaleIntercept", 0.0, name)
         if any(part.endswith(V2_SUFFIX) for part in path.relative_to(root).parts[:-1]):
@@ -131,7 +157,7 @@ def convert_ct_rate(
         spacing = _spacing(m, name)
         if spacing:
             meta["spacing"] = spacing
-        impression = (row.get("Impressions_EN") or "").strip()
+        impression = _section(row, "Impressions_EN")
         if impression:
             meta["impression"] = impression
         out.records.append(

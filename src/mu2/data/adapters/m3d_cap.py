@@ -2,9 +2,11 @@
 
 Two ways in:
 
-* the split file ``M3D_Cap.json``: ``{"train": [{"image": "ct_case/000006/Axial.npy",
-  "text": "ct_case/000006/text.txt"}, ...], "validation": [...], ...}``, paths relative
-  to the JSON's folder;
+* the split file ``M3D_Cap.json``: ``{"train": [{"image":
+  "M3D_Cap_npy/ct_case/000006/Axial.npy", "text": "M3D_Cap_npy/ct_case/000006/text.txt"},
+  ...], "validation": [...], ...}``. As released, the JSON sits inside ``M3D_Cap_npy/``
+  and its paths are relative to the folder above it (M3D's ``data_root``); paths
+  relative to the JSON's own folder are read too;
 * a folder: every ``.npy`` with a ``text.txt`` (or the only ``.txt``) beside it.
 
 Rows get ``meta.intensity = "unit"``: the arrays are not HU and must not be windowed
@@ -47,11 +49,13 @@ def _pairs_from_json(path: Path, split: str | None) -> list[tuple[Path, Path, st
             )
         lists = {split: lists[split]}
     out = []
+    bases = (path.parent, path.parent.parent)  # the JSON's folder, then M3D's data_root
     for name, items in lists.items():
         for i, item in enumerate(items):
             if not isinstance(item, dict) or "image" not in item or "text" not in item:
                 raise Mu2Error(f"item {name}[{i}] needs 'image' and 'text'", path=str(path))
-            out.append((path.parent / item["image"], path.parent / item["text"], name))
+            base = next((b for b in bases if (b / item["image"]).is_file()), bases[0])
+            out.append((base / item["image"], base / item["text"], name))
     return out
 
 
