@@ -245,6 +245,14 @@ class DPOConfig(RunOptions):
     output_dir: str = "runs/dpo-tiny"
     beta: float = 0.1
     """DPO temperature (paper range 0.1-0.5)."""
+    rpo_alpha: float = 0.0
+    """Weight of an NLL term on the chosen report (RPO); 0 = the paper's plain DPO. Keeps
+    the chosen report's likelihood from falling with the rejected one's."""
+    label_smoothing: float = 0.0
+    """Conservative DPO: probability in [0, 0.5) that a pair's preference is flipped (for
+    noisy judges such as the offline rules judge); 0 = the paper's loss."""
+    reference_free: bool = False
+    """Drop the reference model from the margin (log-ratios against 0); off in the paper."""
     model: DPOModelOptions = field(default_factory=DPOModelOptions)
     data: DPODataOptions = field(default_factory=DPODataOptions)
     optim: OptimOptions = field(default_factory=lambda: OptimOptions(lr=5e-5))
@@ -253,6 +261,10 @@ class DPOConfig(RunOptions):
         problems = self._check_run()
         if self.beta <= 0:
             problems.append(f"beta must be > 0, got {self.beta}")
+        if self.rpo_alpha < 0:
+            problems.append(f"rpo_alpha must be >= 0, got {self.rpo_alpha}")
+        if not 0 <= self.label_smoothing < 0.5:
+            problems.append(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if problems:
             raise ValueError("; ".join(problems))
 
