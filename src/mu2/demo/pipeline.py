@@ -241,6 +241,7 @@ class DemoPipeline:
             "n": p.samples, "temperature": p.temperature, "top_p": p.top_p, "seed": self.cfg.seed,
             "green_backend": p.green_backend, "max_new_tokens": p.max_new_tokens,
             "prep": self.cfg.prep, "limit": p.cases, "device": self.cfg.device,
+            "min_margin": p.min_margin, "tie_break": p.tie_break,
             "num_threads": self.cfg.num_threads,
         }  # fmt: skip
         cfg = _build(PrefsConfig, values, p.overrides, "prefs")
@@ -254,7 +255,8 @@ class DemoPipeline:
             )
             skipped = ", ".join(f"{k} {v}" for k, v in sorted(summary.skipped.items())) or "none"
             return {"pairs_path": str(out) if pairs else "", "pairs": pairs,
-                    "note": f"{pairs} pairs of {summary.total} cases (skipped: {skipped}); "
+                    "note": f"{pairs} pairs of {summary.total} cases ({summary.tie_broken} "
+                            f"ranked by error count at equal GREEN; skipped: {skipped}); "
                             f"judge: {summary.judge}"}  # fmt: skip
 
         return self.runner.run(

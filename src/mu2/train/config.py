@@ -284,6 +284,11 @@ class PrefsConfig:
     """rules (offline judge) | hf:PATH | openai:URL."""
     min_length: int = 5
     """Samples with fewer words are degenerate and never chosen."""
+    min_margin: float = 0.0
+    """Least GREEN difference chosen - rejected for a pair to be kept (0: any difference)."""
+    tie_break: Literal["none", "errors"] = "none"
+    """Rank samples of equal GREEN by their count of significant errors (``errors``; not in
+    the paper) or not at all (``none``): fewer tied cases are skipped."""
     tasks: list[str] = field(default_factory=lambda: ["report"])
     """Row ``task`` values to build pairs for (rows without a task are kept); the paper's
     DPO is on report generation, not on one-word VQA answers."""
@@ -302,6 +307,10 @@ class PrefsConfig:
             problems.append(f"temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             problems.append(f"top_p must be in (0, 1], got {self.top_p}")
+        if not 0 <= self.min_margin <= 1:
+            problems.append(f"min_margin must be in [0, 1] (a GREEN difference), got {self.min_margin}")
+        if self.tie_break not in ("none", "errors"):
+            problems.append(f"tie_break must be none or errors, got {self.tie_break!r}")
         if problems:
             raise ValueError("; ".join(problems))
 
