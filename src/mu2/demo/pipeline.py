@@ -82,6 +82,8 @@ class DemoPipeline:
         self.cfg = cfg
         self.paths = paths
         self.notes: list[str] = []
+        self.comparison: str | None = None
+        """SFT vs SFT+DPO table (mu2.demo.compare), once both are evaluated."""
         lm = 1 if cfg.lm.enabled else 0
         total = 9 + lm + ((2 + lm) if cfg.ablate_stage0 else 0)
         self.runner = StageRunner(total, force, echo)
@@ -406,6 +408,13 @@ class DemoPipeline:
             results[rec.outputs["name"]] = metrics
             if "meteor" in self.cfg.eval.metrics and "meteor" not in metrics.get("labels", {}):
                 self.notes.append(f"{rec.outputs['name']}: METEOR skipped (no Java runtime found)")
+        if final_stage == "dpo":
+            from mu2.demo.compare import compare_evals
+
+            self.comparison = compare_evals(
+                self.paths.eval / "sft", self.paths.eval / "dpo", SFT_NAME, DPO_NAME,
+                n_resamples=self.cfg.eval.bootstrap, seed=self.cfg.seed,
+            ).markdown()  # fmt: skip
         return results, kinds
 
 
@@ -436,7 +445,7 @@ def run_demo(
     summary = summary_markdown(
         profile=cfg.profile, places=places, results=results, kinds=kinds,
         records=pipeline.runner.records, total_wall_s=wall, total_cpu_s=cpu,
-        notes=pipeline.notes,
+        notes=pipeline.notes, comparison=pipeline.comparison,
     )  # fmt: skip
     (paths.root / SUMMARY_MD).write_text(summary)
     result = DemoResult(paths, pipeline.runner.records, results, kinds, summary, places,
