@@ -54,6 +54,8 @@ def test_print_config_applies_overrides(capsys):
         (["train", "dpo", "model.sft_model=/nonexistent"], "is not a saved mu2 model"),
         (["prefs", "build", "--n", "1"], "n must be >= 2"),
         (["prefs", "build", "--out", "pairs.txt"], "must end in .jsonl"),
+        (["prefs", "build", "--tie-break", "coin"], "tie_break must be none or errors"),
+        (["prefs", "build", "--min-margin", "2"], "min_margin must be in [0, 1]"),
     ],
 )
 def test_user_errors_exit_2_with_one_line(argv, message, capsys, tmp_path, monkeypatch):

@@ -146,6 +146,23 @@ def test_printed_tables_come_from_metrics_files(demo_runs: tuple[Path, str, str]
         assert row[4] == ("met" if target_check(m, kinds).met else "not met")
 
 
+def test_sft_vs_dpo_printed_with_intervals(demo_runs: tuple[Path, str, str]) -> None:
+    home, stdout, _ = demo_runs
+    out = home / "demo" / "fast"
+    section = stdout[stdout.index("## SFT vs SFT+DPO") : stdout.index("## Per-finding")]
+    assert "offline rules judge" in section
+    for name, stage in (("SFT", "sft"), ("SFT+DPO", "dpo")):
+        m = json.loads((out / "eval" / stage / "metrics.json").read_text())
+        (row,) = _table_rows(section, name)
+        green, f1 = row[1], row[2]
+        assert re.fullmatch(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\]", green) and green.startswith(
+            f"{m['overall']['green']:.3f} ["
+        )
+        assert f1.startswith(f"{m['per_finding']['finding_f1_micro']:.3f} [")
+    (diff,) = _table_rows(section, "SFT+DPO - SFT")
+    assert re.fullmatch(r"-?\d\.\d{3} \[-?\d\.\d{3}, -?\d\.\d{3}\]", diff[2])
+
+
 def test_second_run_reuses_every_stage(demo_runs: tuple[Path, str, str]) -> None:
     _, first, second = demo_runs
     pattern = r"\[\d+/\d+\] (.+?): (reused|done in|skipped)"

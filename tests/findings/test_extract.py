@@ -298,3 +298,30 @@ def test_negation_reach_is_limited():
         "to that we note an incidental 2 cm cyst in the left kidney."
     )
     assert [f.finding for f in extract_findings(text)] == ["renal_cyst"]
+
+
+def test_sites_within_organs():
+    e = extract_report(
+        "A 6 mm nodule in the right upper lobe. A 2 cm cyst in segment VII of the liver. "
+        "A left renal cyst in the lower pole."
+    )
+    assert e.sites == {
+        ("lung", "lung_nodule", "right"): frozenset({"upper_lobe"}),
+        ("liver", "liver_cyst", None): frozenset({"segment 7"}),
+        ("kidney", "renal_cyst", "left"): frozenset({"lower_pole"}),
+    }
+    assert extract_report("Hepatic steatosis, worse in the right lobe of the liver.").sites == {}
+
+
+def test_abnormalities_outside_the_catalogue_and_global_normal():
+    e = extract_report("A 1.5 cm hypodense lesion in the spleen. The liver is normal.")
+    assert {o for o, _ in e.abnormal} == {"spleen"} and e.normal_organs == ["liver"]
+    assert not e.global_normal
+    e = extract_report("The spleen is normal in size with a 1.5 cm hypodense lesion.")
+    assert e.normal_organs == [] and {o for o, _ in e.abnormal} == {"spleen"}
+    # words describing a catalogue finding, or denied, are not abnormalities of their own
+    for text in ("Two 6 mm calcified gallstones are noted.", "No focal hepatic lesion.",
+                 "The pancreas is normal in size without ductal dilatation.",
+                 "A hypodense lesion in the liver consistent with a simple cyst."):  # fmt: skip
+        assert extract_report(text).abnormal == [], text
+    assert extract_report("No acute abnormality in the abdomen.").global_normal

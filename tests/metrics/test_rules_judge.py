@@ -142,3 +142,36 @@ def test_unreadable_reports():
 def test_deterministic():
     ref = write_report(random_findings("abdomen", random.Random(5)), "abdomen", random.Random(5))
     assert JUDGE.judge(ref, "Ascites.") == RulesJudge().judge(ref, "Ascites.")
+
+
+def test_location_within_the_organ():
+    s = _score("A 6 mm nodule in the right upper lobe.", "A 6 mm nodule in the right lower lobe.")
+    assert s.significant["c"] == 1 and s.matched == 0
+    s = _score("A 6 mm nodule in the right upper lobe.", "A 6 mm nodule in the lingula.")
+    assert s.significant["c"] == 1  # the lingula is on the left, but a side is not stated
+    s = _score("A 2 cm cyst in hepatic segment VII.", "A 2 cm cyst in the right hepatic lobe.")
+    assert s.score == 1.0  # segment 7 lies in the right lobe
+    s = _score("A 2 cm cyst in hepatic segment 7.", "A 2 cm cyst in hepatic segment 6.")
+    assert s.significant["c"] == 1
+    s = _score("A 9 mm stone in the upper pole of the left kidney.", "A 9 mm left renal stone.")
+    assert s.score == 1.0  # a part named in one report only
+
+
+def test_normal_reports_match_whatever_their_wording():
+    for ref, cand in [
+        ("No acute abnormality.", "Unremarkable CT of the abdomen and pelvis."),
+        ("The lungs are clear.", "No pleural effusion."),
+        ("Normal study.", "The liver, spleen and pancreas are unremarkable."),
+    ]:
+        assert _score(ref, cand).score == 1.0, (ref, cand)
+    assert _score("No acute abnormality.", "Moderate ascites.").significant["a"] == 1
+
+
+def test_abnormality_outside_the_catalogue_in_a_normal_organ_is_a_false_finding():
+    ref = "The spleen is unremarkable. The pancreas is normal."
+    s = _score(ref, "A 2 cm hypodense lesion in the spleen. The pancreas is normal.")
+    assert s.significant["a"] == 1 and s.matched == 1 and s.score == 0.5
+    s = _score("A hypodense splenic lesion.", "A 1 cm hypoattenuating lesion in the spleen.")
+    assert s.score == 1.0
+    s = _score("A 3 cm mass in the pancreatic head.", "The pancreas is unremarkable.")
+    assert s.significant["b"] == 1

@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 from accelerate import Accelerator
 from safetensors.torch import load_file
@@ -115,3 +116,25 @@ def test_bf16_policy_and_reference_agree_exactly_before_the_first_update(dpo_con
     first = read_metrics(tmp_path / "bf16" / "metrics.jsonl", "train")[0]
     assert first["reward_chosen"] == first["reward_rejected"] == 0.0, first
     assert first["loss"] == math.log(2) or abs(first["loss"] - math.log(2)) < 1e-7
+
+
+def test_dpo_loss_options_reach_the_recipe_loss(dpo_config, tmp_path):
+    """rpo_alpha / reference_free from the config change the loss on a real pair batch."""
+    recipe = DPORecipe(dpo_config(tmp_path / "x", "rpo_alpha=1.0"))
+    recipe.accelerator = Accelerator(cpu=True)
+    model, train, collate = recipe.build()
+    recipe.model = model.eval()
+    batch = collate([train[Draw(0, 1)], train[Draw(1, 1)]])
+    with torch.no_grad():
+        loss, extra = recipe.compute_loss(batch)
+    # policy == reference: the DPO part is log 2; the NLL part is -sum(chosen logp) / tokens
+    tokens = (batch["labels"][:2, 1:] != -100).sum().item()
+    nll = -extra["logp_chosen"].item() * 2 / tokens
+    assert nll > 0.1
+    assert loss.item() == pytest.approx(math.log(2) + nll, abs=1e-4)
+    recipe.cfg.rpo_alpha, recipe.cfg.reference_free = 0.0, True
+    with torch.no_grad():
+        loss, extra = recipe.compute_loss(batch)
+    # without the reference the margin is the policy's own: chosen and rejected differ
+    assert abs((extra["logp_chosen"] - extra["logp_rejected"]).item()) > 1e-2
+    assert loss.item() != pytest.approx(math.log(2), abs=1e-4)

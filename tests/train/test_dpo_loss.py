@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from mu2.train.dpo_loss import dpo_loss, sequence_logps
+from mu2.train.dpo_loss import completion_tokens, dpo_loss, sequence_logps
 
 
 def test_hand_computed_value():
@@ -44,8 +44,8 @@ def test_sequence_logps_by_hand():
     assert sequence_logps(logits, labels).item() == pytest.approx(math.log(0.75))
 
 
-def test_matches_trl_dpo_trainer(tmp_path):
-    """TRL's sigmoid DPO loss, computed by its trainer on the same sequences and models."""
+def _trl_and_ours(tmp_path, **trl_args):
+    """TRL's DPOTrainer loss and the log-probs it is computed from, on one set of sequences."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
     from trl import DPOConfig, DPOTrainer
@@ -66,12 +66,13 @@ def test_matches_trl_dpo_trainer(tmp_path):
     )
     torch.manual_seed(0)
     policy, ref = LlamaForCausalLM(cfg), LlamaForCausalLM(cfg)
-    beta = 0.3
     trainer = DPOTrainer(
         model=policy,
         ref_model=ref,
         # fp32 like the rest of the suite (accelerate keeps one precision per process)
-        args=DPOConfig(output_dir=str(tmp_path), beta=beta, report_to=[], use_cpu=True, bf16=False),
+        args=DPOConfig(
+            output_dir=str(tmp_path), report_to=[], use_cpu=True, bf16=False, **trl_args
+        ),
         train_dataset=Dataset.from_list([{"prompt": "a b", "chosen": "c d", "rejected": "e"}]),
         processing_class=hf_tok,
     )
@@ -87,6 +88,58 @@ def test_matches_trl_dpo_trainer(tmp_path):
     with torch.no_grad():
         logps = sequence_logps(policy(input_ids=ids, attention_mask=attention).logits, labels)
         ref_logps = sequence_logps(ref(input_ids=ids, attention_mask=attention).logits, labels)
-    ours = dpo_loss(*logps.chunk(2), *ref_logps.chunk(2), beta=beta)
+    return trl_loss, logps, ref_logps, labels
+
+
+def test_matches_trl_dpo_trainer(tmp_path):
+    """TRL's sigmoid DPO loss, computed by its trainer on the same sequences and models."""
+    trl_loss, logps, ref_logps, _ = _trl_and_ours(tmp_path, beta=0.3)
+    ours = dpo_loss(*logps.chunk(2), *ref_logps.chunk(2), beta=0.3)
     assert ours.loss.item() == pytest.approx(trl_loss.item(), abs=1e-6)
     assert ours.loss.item() != pytest.approx(math.log(2), abs=1e-4)  # the pairs really differ
+
+
+def test_rpo_matches_trl_sigmoid_plus_sft(tmp_path):
+    """RPO = TRL's loss_type ["sigmoid", "sft"] weighted [1, alpha], on the same sequences."""
+    trl_loss, logps, ref_logps, labels = _trl_and_ours(
+        tmp_path, beta=0.3, loss_type=["sigmoid", "sft"], loss_weights=[1.0, 0.7]
+    )
+    chosen_tokens = completion_tokens(labels).chunk(2)[0]
+    assert chosen_tokens.tolist() == [3, 2]
+    ours = dpo_loss(*logps.chunk(2), *ref_logps.chunk(2), beta=0.3, rpo_alpha=0.7,
+                    chosen_tokens=chosen_tokens)  # fmt: skip
+    plain = dpo_loss(*logps.chunk(2), *ref_logps.chunk(2), beta=0.3)
+    assert ours.loss.item() == pytest.approx(trl_loss.item(), abs=1e-6)
+    assert ours.loss.item() > plain.loss.item() + 0.5  # the NLL term is really there
+
+
+# The pairs of test_hand_computed_value: log-ratios (+1, -1) and (0, 0).
+PAIRS = dict(
+    policy_chosen_logps=torch.tensor([-10.0, -5.0]),
+    policy_rejected_logps=torch.tensor([-12.0, -7.0]),
+    ref_chosen_logps=torch.tensor([-11.0, -5.0]),
+    ref_rejected_logps=torch.tensor([-11.0, -7.0]),
+)
+
+
+def test_rpo_nll_term_by_hand():
+    # NLL per chosen token over the batch: (10 + 5) / (4 + 6) = 1.5; alpha 0.5 adds 0.75
+    out = dpo_loss(**PAIRS, beta=0.1, rpo_alpha=0.5, chosen_tokens=torch.tensor([4, 6]))
+    assert out.losses.tolist() == pytest.approx([0.5981388693 + 0.75, 0.6931471806 + 0.75])
+    assert out.chosen_rewards.tolist() == pytest.approx([0.1, 0.0])  # rewards unchanged
+    with pytest.raises(ValueError, match="chosen_tokens"):
+        dpo_loss(**PAIRS, rpo_alpha=0.5)
+
+
+def test_label_smoothing_by_hand():
+    # eps 0.2, margin 0.2: 0.8 * log(1 + e^-0.2) + 0.2 * log(1 + e^0.2)
+    out = dpo_loss(**PAIRS, beta=0.1, label_smoothing=0.2)
+    assert out.losses[0].item() == pytest.approx(0.8 * 0.5981388693 + 0.2 * 0.7981388693)
+    assert out.losses[1].item() == pytest.approx(0.6931471806)  # margin 0: log 2 either way
+
+
+def test_reference_free_by_hand():
+    # policy log-prob margins alone: 0.1 * (-10 + 12) = 0.2 and 0.1 * (-5 + 7) = 0.2
+    out = dpo_loss(**PAIRS, beta=0.1, reference_free=True)
+    assert out.losses.tolist() == pytest.approx([0.5981388693, 0.5981388693])
+    assert out.chosen_rewards.tolist() == pytest.approx([-1.0, -0.5])

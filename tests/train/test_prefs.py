@@ -1,6 +1,10 @@
 """Preference pairs with the real offline GREEN judge and a real (untrained) mu2 model."""
 
+import dataclasses
 import json
+from pathlib import Path
+
+import pytest
 
 from mu2.metrics.green import make_judge
 from mu2.train.config import PrefsConfig
@@ -27,31 +31,54 @@ def test_rank_samples_keeps_best_and_worst(synth_dir):
     assert rank_samples(["", "x"], reference, make_judge("rules"), 3).skip == "degenerate"
 
 
-def test_build_pairs_counts_writes_and_resumes(synth_dir, tiny_model_dir, tmp_path):
+@pytest.fixture(scope="module")
+def sft_model(synth_dir, tmp_path_factory):
+    """A real SFT model after 30 steps on the synthetic rows: it writes word salad that
+    GREEN can still rank (an untrained model's samples all score 0 and give no pair)."""
+    from mu2.config import load_config
+    from mu2.train.config import SFTConfig
+    from mu2.train.sft import run_sft
+
+    from .conftest import _sft_overrides
+
+    out = tmp_path_factory.mktemp("sft30")
+    return run_sft(load_config(SFTConfig, None, _sft_overrides(synth_dir, out, "max_steps=30")))
+
+
+def _rows(path):
+    return [json.loads(x) for x in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_build_pairs_counts_writes_and_resumes(synth_dir, sft_model, tmp_path):
     out = tmp_path / "prefs" / "pairs.jsonl"
     cfg = PrefsConfig(
-        model=str(tiny_model_dir), data=str(synth_dir / "train.jsonl"), out=str(out), n=3,
-        limit=3, max_new_tokens=8, min_length=1, device="cpu", num_threads=1,
+        model=str(sft_model), data=str(synth_dir / "train.jsonl"), out=str(out), n=4,
+        max_new_tokens=48, min_length=1, device="cpu", num_threads=1, tie_break="errors",
     )  # fmt: skip
     summary = build_pairs(cfg)
-    assert summary.total == 3 and summary.already_done == 0
-    assert summary.written + sum(summary.skipped.values()) == 3
-    # An untrained model's samples share no finding with the reference: every case is
-    # skipped as best_zero, each with its n scores of 0.
-    assert summary.written == 0 and dict(summary.skipped) == {"best_zero": 3}
+    report_ids = [r["id"] for r in _reports(synth_dir)]
+    assert summary.total == len(report_ids) and summary.already_done == 0  # every case
+    assert summary.written >= 3  # real pairs, not only skips
+    assert summary.written + sum(summary.skipped.values()) == summary.total
     assert "offline rules judge" in summary.describe()
-    written = [json.loads(x) for x in out.read_text().splitlines()] if out.exists() else []
-    skipped = (
-        [json.loads(x) for x in skipped_path(out).read_text().splitlines()]
-        if summary.skipped
-        else []
-    )
-    assert [r["reason"] for r in skipped] == ["best_zero"] * 3
-    assert all(r["scores"] == [0.0] * 3 for r in skipped)
-    report_ids = [r["id"] for r in _reports(synth_dir)][:3]
+    written, skipped = _rows(out), _rows(skipped_path(out))
+    assert len(written) == summary.written
     assert sorted(r["id"] for r in written + skipped) == sorted(report_ids)  # report rows only
+    assert {r["reason"] for r in skipped} <= {"degenerate", "best_zero", "tie", "small_margin"}
     for row in written:
         assert (out.parent / row["image"]).is_file()  # image relative to the output folder
-        assert row["chosen_green"] > row["rejected_green"]
+        assert row["chosen"] != row["rejected"]
+        assert (row["chosen_green"], -row["chosen_errors"]) > (
+            row["rejected_green"], -row["rejected_errors"]
+        )
     again = build_pairs(cfg)  # resumable: nothing left to do
-    assert again.already_done == 3 and again.written == 0
+    assert again.already_done == summary.total and again.written == 0
+
+    strict = dataclasses.replace(cfg, out=str(tmp_path / "strict" / "pairs.jsonl"), min_margin=0.3)
+    kept = build_pairs(strict)
+    assert kept.written + sum(kept.skipped.values()) == kept.total
+    margins = [r["chosen_green"] - r["rejected_green"] for r in _rows(Path(strict.out))]
+    assert all(m >= 0.3 for m in margins) and kept.written <= summary.written
+    assert kept.written + kept.skipped["small_margin"] + kept.skipped["tie"] == summary.written + (
+        summary.skipped["tie"]
+    )  # the same samples: the margin filter only moves pairs to small_margin

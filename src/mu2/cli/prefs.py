@@ -2,7 +2,7 @@
 
     mu2 prefs build --model runs/sft-tiny/final --data runs/synth/train.jsonl \\
         --out runs/prefs/pairs.jsonl [--n 8 --temperature 1.0 --top-p 0.9 --seed 0 \\
-        --green-backend rules --min-length 5]
+        --green-backend rules --min-length 5 --min-margin 0 --tie-break none]
 
 Several processes split the cases: ``accelerate launch ... -m mu2.cli.main prefs build ...``
 or ``torchrun --nproc_per_node N -m mu2.cli.main prefs build ...``.
@@ -51,6 +51,13 @@ def register(app: typer.Typer) -> None:
         min_length: int = typer.Option(
             None, "--min-length", help="Samples with fewer words are degenerate."
         ),
+        min_margin: float = typer.Option(
+            None, "--min-margin", help="Least GREEN difference chosen - rejected (default 0)."
+        ),
+        tie_break: str = typer.Option(
+            None, "--tie-break", help="none (GREEN alone, default) | errors (equal GREEN: fewer "
+            "significant errors ranks higher)."
+        ),
         limit: int = typer.Option(None, "--limit", help="Only the first N cases."),
         config: Path = typer.Option(None, "--config", "-c", help="Optional YAML (configs/prefs/)."),
         overrides: list[str] = overrides_arg(),
@@ -66,7 +73,8 @@ def register(app: typer.Typer) -> None:
         flags = {
             "model": model, "data": data, "out": out, "n": n, "temperature": temperature,
             "top_p": top_p, "seed": seed, "green_backend": green_backend,
-            "min_length": min_length, "limit": limit,
+            "min_length": min_length, "limit": limit, "min_margin": min_margin,
+            "tie_break": tie_break,
         }  # fmt: skip
         cfg = load_config(PrefsConfig, config, merge(overrides, set_))
         try:  # flags win over the YAML; replace() re-runs the config's validation

@@ -133,10 +133,16 @@ class SFTSection:
 class PrefsSection:
     """GREEN-ranked preference pairs from the SFT model (offline rules judge)."""
 
-    cases: int = 64
-    """Training report rows to sample for (a subset, so it fits the budget)."""
+    cases: int | None = 64
+    """Training report rows to sample for (None: all of them; a number: the first N). 64
+    keeps a fresh clone's `make demo` within its 10 minutes on 2 cores: every row (960)
+    costs about 16 minutes of sampling at about 1 s a row."""
     samples: int = 4
     """Reports sampled per case (ref. code: 8)."""
+    min_margin: float = 0.0
+    """Least GREEN difference chosen - rejected for a pair to be kept."""
+    tie_break: str = "errors"
+    """Samples of equal GREEN ranked by significant error count (``none``: GREEN alone)."""
     temperature: float = 1.0
     top_p: float = 0.9
     max_new_tokens: int = 96
@@ -229,7 +235,7 @@ class DemoConfig:
             "lm.batch_size": self.lm.batch_size,
             "sft.steps": self.sft.steps,
             "sft.batch_size": self.sft.batch_size,
-            "prefs.cases": self.prefs.cases,
+            "prefs.cases": 1 if self.prefs.cases is None else self.prefs.cases,
             "dpo.steps": self.dpo.steps,
             "dpo.batch_size": self.dpo.batch_size,
             "eval.batch_size": self.eval.batch_size,

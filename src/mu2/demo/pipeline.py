@@ -83,6 +83,8 @@ class DemoPipeline:
         self.cfg = cfg
         self.paths = paths
         self.notes: list[str] = []
+        self.comparison: str | None = None
+        """SFT vs SFT+DPO table (mu2.demo.compare), once both are evaluated."""
         lm = 1 if cfg.lm.enabled else 0
         total = 9 + lm + ((2 + lm) if cfg.ablate_stage0 else 0)
         self.runner = StageRunner(total, force, echo)
@@ -242,6 +244,7 @@ class DemoPipeline:
             "n": p.samples, "temperature": p.temperature, "top_p": p.top_p, "seed": self.cfg.seed,
             "green_backend": p.green_backend, "max_new_tokens": p.max_new_tokens,
             "prep": self.cfg.prep, "limit": p.cases, "device": self.cfg.device,
+            "min_margin": p.min_margin, "tie_break": p.tie_break,
             "num_threads": self.cfg.num_threads,
         }  # fmt: skip
         cfg = _build(PrefsConfig, values, p.overrides, "prefs")
@@ -255,7 +258,8 @@ class DemoPipeline:
             )
             skipped = ", ".join(f"{k} {v}" for k, v in sorted(summary.skipped.items())) or "none"
             return {"pairs_path": str(out) if pairs else "", "pairs": pairs,
-                    "note": f"{pairs} pairs of {summary.total} cases (skipped: {skipped}); "
+                    "note": f"{pairs} pairs of {summary.total} cases ({summary.tie_broken} "
+                            f"ranked by error count at equal GREEN; skipped: {skipped}); "
                             f"judge: {summary.judge}"}  # fmt: skip
 
         return self.runner.run(
@@ -405,6 +409,13 @@ class DemoPipeline:
             results[rec.outputs["name"]] = metrics
             if "meteor" in self.cfg.eval.metrics and "meteor" not in metrics.get("labels", {}):
                 self.notes.append(f"{rec.outputs['name']}: METEOR skipped (no Java runtime found)")
+        if final_stage == "dpo":
+            from mu2.demo.compare import compare_evals
+
+            self.comparison = compare_evals(
+                self.paths.eval / "sft", self.paths.eval / "dpo", SFT_NAME, DPO_NAME,
+                n_resamples=self.cfg.eval.bootstrap, seed=self.cfg.seed,
+            ).markdown()  # fmt: skip
         return results, kinds
 
 
@@ -435,7 +446,7 @@ def run_demo(
     summary = summary_markdown(
         profile=cfg.profile, places=places, results=results, kinds=kinds,
         records=pipeline.runner.records, total_wall_s=wall, total_cpu_s=cpu,
-        notes=pipeline.notes,
+        notes=pipeline.notes, comparison=pipeline.comparison,
     )  # fmt: skip
     (paths.root / SUMMARY_MD).write_text(summary)
     result = DemoResult(paths, pipeline.runner.records, results, kinds, summary, places,

@@ -144,6 +144,7 @@ def summary_markdown(
     total_wall_s: float,
     total_cpu_s: float,
     notes: Sequence[str] = (),
+    comparison: str | None = None,
 ) -> str:
     """Everything the demo prints at the end (also written to ``summary.md``)."""
     parts = [
@@ -163,6 +164,10 @@ def summary_markdown(
             "## Report generation on the test split (Table 1 layout)",
             "",
             metrics_table(results),
+        ]
+        if comparison:
+            parts += ["", "## SFT vs SFT+DPO on the same reports (paired bootstrap)", "", comparison]
+        parts += [
             "",
             "## Per-finding accuracy (findings read back from each generated report)",
             "",

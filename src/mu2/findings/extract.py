@@ -8,8 +8,12 @@ severity words, sizes with units, counts and comparison phrases.
 Written by hand (see ``mu2.findings.lexicon`` for why no library is used): a sentence
 split, one pass of a few compiled regular expressions over the report, then per sentence
 (1) resolve trigger phrases to finding kinds (generic head nouns such as "cyst" take the
-nearest organ named), (2) decide negation, (3) give each modifier (side, size, severity,
-count) to the nearest mention that carries that attribute, (4) merge repeated mentions.
+nearest organ named), (2) decide negation, (3) give each modifier (side, site, size,
+severity, count) to the nearest mention that carries that attribute, (4) merge repeated
+mentions. Besides the catalogue's findings it reads where in an organ a focal finding is
+(lobe, liver segment, kidney pole), abnormalities outside the catalogue by organ ("a
+hypodense lesion in the spleen") and whole-study normal statements ("no acute
+abnormality"), which the offline GREEN judge needs.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from mu2.findings.catalogue import FINDING_KINDS, REGIONS, Finding
 # "multiple", "several", plural nouns: at least two, number not stated.
 MULTIPLE_COUNT = 2
 # Furthest a modifier may sit from the finding it describes, in characters.
-MAX_GAP: dict[str, int] = {"side": 80, "size": 80, "sev": 40, "count": 40, "largest": 60}
+MAX_GAP: dict[str, int] = {
+    "side": 80, "site": 80, "size": 80, "sev": 40, "count": 40, "largest": 60,
+}  # fmt: skip
 # Furthest a negation reaches forward without a terminator, in characters (NegEx counts
 # words; lists such as "no ascites, splenomegaly or hydronephrosis" need a little more).
 NEGATION_REACH = 80
@@ -52,6 +58,8 @@ _TRIGGER_RE = re.compile(
 _ATTR_RE = re.compile(
     _alternation(
         {"size": lx.SIZE_PATTERN}
+        # sites before sides: "right lobe of the liver" is a site, not a side
+        | {f"site_{k}": v for k, (_, v) in lx.SITE_TERMS.items()}
         | {f"side_{k}": v for k, v in lx.SIDE_TERMS.items()}
         | {f"sev_{k}": v for k, v in lx.SEVERITY_TERMS.items()}
         | {"count": "|".join([*lx.NUMBER_VALUES, lx.VAGUE_COUNT_TERMS])}
@@ -77,6 +85,8 @@ _CMP_RE = re.compile(
     )
 )
 _NORMAL_RE = re.compile(_alternation({"normal": lx.NORMAL_TERMS}))
+_GLOBAL_NORMAL_RE = re.compile(_alternation({"normal": lx.GLOBAL_NORMAL_TERMS}))
+_ABNORMAL_RE = re.compile(_alternation({"abnormal": lx.ABNORMAL_TERMS}))
 _PLURAL_RE = re.compile(lx.PLURAL_HEADS)
 _BREAK_RE = re.compile(lx.PHRASE_BREAKS)
 
@@ -98,6 +108,12 @@ class Extraction:
     negated: list[tuple[str, str]] = field(default_factory=list)  # (organ, kind) denied
     normal_organs: list[str] = field(default_factory=list)  # stated normal, no finding
     comparisons: list[Comparison] = field(default_factory=list)
+    sites: dict[tuple[str, str, str | None], frozenset[str]] = field(default_factory=dict)
+    """Finding key -> parts of the organ it is placed in ("upper_lobe", "segment 7")."""
+    abnormal: list[tuple[str, str]] = field(default_factory=list)
+    """(organ, phrase) of abnormalities that name no catalogue finding."""
+    global_normal: bool = False
+    """The report states the whole study normal ("no acute abnormality")."""
 
 
 @dataclass
@@ -109,6 +125,7 @@ class _Mention:
     negated: bool = False
     attrs: dict[str, tuple[int, object]] = field(default_factory=dict)  # type -> (gap, value)
     sides: set[str] = field(default_factory=set)
+    sites: set[str] = field(default_factory=set)
     comparison: str | None = None
 
 
@@ -121,7 +138,9 @@ class _Sentence:
     attrs: list[re.Match[str]] = field(default_factory=list)
     negs: list[re.Match[str]] = field(default_factory=list)
     cmps: list[re.Match[str]] = field(default_factory=list)
+    abnormal: list[re.Match[str]] = field(default_factory=list)
     has_normal: bool = False
+    text: str = ""
 
 
 def _gap(a0: int, a1: int, b0: int, b1: int) -> int:
@@ -156,6 +175,8 @@ def _bucket(low: str) -> list[_Sentence]:
         at(m.start()).cmps.append(m)
     for m in _NORMAL_RE.finditer(low):
         at(m.start()).has_normal = True
+    for m in _ABNORMAL_RE.finditer(low):
+        at(m.start()).abnormal.append(m)
     return sents
 
 
@@ -226,12 +247,22 @@ def _negate(sent: _Sentence, mentions: list[_Mention]) -> None:
                     x.negated = True
 
 
-def _accepts(kind: str, attr: str) -> bool:
+def _accepts(kind: str, attr: str, value: object = None) -> bool:
     k = FINDING_KINDS[kind]
+    if attr == "site":  # focal findings of the organ the site belongs to
+        return k.countable and lx.SITE_TERMS[str(value).split()[0]][0] == k.organ
     return {
         "side": k.lateral, "size": k.sized, "sev": k.graded, "count": k.countable,
         "largest": k.countable,
     }[attr]  # fmt: skip
+
+
+def _site(name: str, text: str) -> str:
+    """Site name; a liver segment carries its number ("segment 7" from "segment VII")."""
+    if name != "segment":
+        return name
+    number = text.split()[-1]
+    return f"segment {lx.ROMAN.get(number, number)}"
 
 
 def _size_mm(m: re.Match[str]) -> float | None:
@@ -252,6 +283,8 @@ def _attr_value(m: re.Match[str]) -> tuple[str, object] | None:
     if name == "size":
         size = _size_mm(m)
         return ("size", size) if size is not None else None
+    if name.startswith("site_"):
+        return "site", _site(name[5:], text)
     if name.startswith("side_"):
         return "side", name[5:]
     if name.startswith("sev_"):
@@ -269,7 +302,7 @@ def _assign_attributes(sent: _Sentence, low: str, mentions: list[_Mention]) -> N
         attr, value = got
         best: tuple[int, _Mention] | None = None
         for x in mentions:
-            if not _accepts(x.kind, attr):
+            if not _accepts(x.kind, attr, value):
                 continue
             if attr == "count" and m.end() > x.start:  # counts precede their noun
                 continue
@@ -287,6 +320,8 @@ def _assign_attributes(sent: _Sentence, low: str, mentions: list[_Mention]) -> N
         (_, gap), x = best
         if attr == "side":
             x.sides.add(str(value))
+        elif attr == "site":
+            x.sites.add(str(value))
         elif attr not in x.attrs or gap < x.attrs[attr][0]:
             x.attrs[attr] = (gap, value)
 
@@ -344,18 +379,55 @@ def _merge_into(a: Finding, b: Finding) -> None:
         a.extra["comparison"] = b.extra["comparison"]
 
 
-def _add(findings: list[Finding], f: Finding) -> None:
+def _add(findings: list[Finding], f: Finding) -> Finding:
+    """Add ``f`` or fold it into the finding it repeats; return the finding it ended in."""
     same = [g for g in findings if g.finding == f.finding]
     exact = [g for g in same if g.side == f.side]
     if exact:
         _merge_into(exact[0], f)
-    elif f.side is None and len(same) == 1:  # "the cyst" after "a left renal cyst"
+        return exact[0]
+    if f.side is None and len(same) == 1:  # "the cyst" after "a left renal cyst"
         _merge_into(same[0], f)
-    elif len(same) == 1 and same[0].side is None:
+        return same[0]
+    if len(same) == 1 and same[0].side is None:
         same[0].side = f.side
         _merge_into(same[0], f)
-    else:
-        findings.append(f)
+        return same[0]
+    findings.append(f)
+    return f
+
+
+def _abnormalities(
+    sent: _Sentence, mentions: list[_Mention], context_organ: str | None
+) -> list[tuple[str, str]]:
+    """(organ, phrase) of asserted abnormalities that no catalogue finding of the sentence
+    describes ("a hypodense lesion in the spleen"; not the "lesion" of "a liver lesion
+    consistent with a cyst", which is the cyst)."""
+    triggers = [(t.start(), t.end()) for t in sent.triggers]
+    found = [
+        _Mention(m.start(), m.end(), "", False)
+        for m in sent.abnormal
+        if not any(b <= m.start() < e or m.start() <= b < m.end() for b, e in triggers)
+    ]
+    _negate(sent, found)
+    positive = [x for x in mentions if not x.negated]
+    described = {FINDING_KINDS[x.kind].organ for x in positive}
+    out = []
+    for x in found:
+        # "calcified gallstones": a word next to a finding (or in a sentence naming no
+        # organ but a finding) describes that finding
+        if x.negated or any(_gap(x.start, x.end, y.start, y.end) <= MAX_GAP["sev"]
+                            for y in positive) or (positive and not sent.organs):  # fmt: skip
+            continue
+        near = sorted(sent.organs, key=lambda o: _gap(x.start, x.end, o[0], o[1]))
+        organ = near[0][2] if near else context_organ
+        if organ and organ != "other" and organ not in described:
+            out.append((organ, sent_text(sent, x)))
+    return out
+
+
+def sent_text(sent: _Sentence, x: _Mention) -> str:
+    return sent.text[x.start - sent.start : x.end - sent.start]
 
 
 def _comparisons(sent: _Sentence, mentions: list[_Mention]) -> list[Comparison]:
@@ -381,17 +453,21 @@ def extract_report(text: str, region: str | None = None) -> Extraction:
     result = Extraction()
     stated_normal: list[str] = []
     context_organ: str | None = None
+    sites: dict[int, set[str]] = {}  # id(finding) -> sites (keys change as sides merge)
     for sent in _bucket(low):
+        sent.text = low[sent.start : sent.end]
         mentions = _mentions(sent, context_organ, region)
         _assign_attributes(sent, low, mentions)
         _share_sides(mentions)
         result.comparisons += _comparisons(sent, mentions)
+        result.abnormal += _abnormalities(sent, mentions, context_organ)
         for x in mentions:
             if x.negated:
                 result.negated.append((FINDING_KINDS[x.kind].organ, x.kind))
                 stated_normal.append(FINDING_KINDS[x.kind].organ)
             else:
-                _add(result.findings, _to_finding(x))
+                f = _add(result.findings, _to_finding(x))
+                sites.setdefault(id(f), set()).update(x.sites)
         scopes = _negation_scopes(sent)
         for start, _, organ in sent.organs:
             denied = any(b <= start < e for b, e in scopes)  # "no bowel obstruction"
@@ -400,7 +476,9 @@ def extract_report(text: str, region: str | None = None) -> Extraction:
         organs = [o for _, _, o in sent.organs if o != "other"]
         if organs:
             context_organ = organs[-1]
-    positive = {f.organ for f in result.findings}
+    result.sites = {f.key(): frozenset(sites[id(f)]) for f in result.findings if sites[id(f)]}
+    result.global_normal = bool(_GLOBAL_NORMAL_RE.search(low))
+    positive = {f.organ for f in result.findings} | {organ for organ, _ in result.abnormal}
     result.normal_organs = list(dict.fromkeys(o for o in stated_normal if o not in positive))
     return result
 

@@ -267,3 +267,51 @@ COMPARISON_TERMS: dict[str, tuple[str, ...]] = {
     ),
 }
 CHANGE_LABELS: tuple[str, ...] = ("new", "stable", "increased", "decreased", "resolved")
+
+# --- location within an organ ----------------------------------------------------------
+
+# Parts of an organ a focal finding is placed in (lobe, segment, pole). Each maps to the
+# organ it belongs to; GREEN's (c) category counts a finding put in the wrong part.
+SITE_TERMS: dict[str, tuple[str, str]] = {  # name -> (organ, pattern)
+    "upper_lobe": ("lung", r"upper lobes?"),
+    "middle_lobe": ("lung", r"middle lobe"),
+    "lower_lobe": ("lung", r"lower lobes?|lung bases?|(?:bi)?basilar"),
+    "lingula": ("lung", r"lingula\w*"),
+    "caudate_lobe": ("liver", r"caudate(?: lobe)?"),
+    "right_hepatic_lobe": ("liver", r"right (?:hepatic )?lobe(?: of the liver)?"),
+    "left_hepatic_lobe": ("liver", r"left (?:hepatic )?lobe(?: of the liver)?"),
+    "segment": ("liver", r"(?:hepatic )?segment (?:[1-8]|viii|vii|vi|iv[ab]?|v|iii|ii|i)\b"),
+    "upper_pole": ("kidney", r"upper poles?"),
+    "lower_pole": ("kidney", r"lower poles?"),
+    "interpolar": ("kidney", r"interpolar(?: region)?|mid(?:dle)?[- ]pole"),
+}
+ROMAN: dict[str, int] = {"i": 1, "ii": 2, "iii": 3, "iv": 4, "iva": 4, "ivb": 4, "v": 5,
+                         "vi": 6, "vii": 7, "viii": 8}  # fmt: skip
+# Coarser part that contains a finer one: a segment lies in a lobe (Couinaud: 1 caudate,
+# 2-4 left, 5-8 right); the lingula is part of the left upper lobe.
+SITE_PARENT: dict[str, str] = {
+    "lingula": "upper_lobe",
+    "segment 1": "caudate_lobe",
+    **{f"segment {n}": "left_hepatic_lobe" for n in (2, 3, 4)},
+    **{f"segment {n}": "right_hepatic_lobe" for n in (5, 6, 7, 8)},
+}
+
+# --- whole-report normal statements and findings outside the catalogue ------------------
+
+# "No acute abnormality", "Unremarkable CT of the abdomen": the whole study is normal.
+GLOBAL_NORMAL_TERMS: tuple[str, ...] = (
+    r"no acute (?:abnormalit\w*|findings?|process\w*|patholog\w*|disease|intra\w+ (?:abnormalit"
+    r"\w*|findings?|process\w*))",
+    r"no (?:significant |focal |other )?(?:abnormalit(?:y|ies)|findings?)"
+    r"(?: (?:is|are) (?:seen|identified|detected))?(?: (?:in|of) the (?:chest|abdomen|pelvis))?",
+    r"(?:unremarkable|normal|negative) (?:ct|study|exam\w*|scan)",
+    r"(?:ct|study|exam\w*|scan) (?:is|was) (?:unremarkable|normal|negative|within normal limits)",
+    r"(?:chest|abdomen|pelvis|abdomen and pelvis) (?:is|are) (?:unremarkable|normal)",
+)
+# Abnormalities that name no catalogue finding ("a hypodense lesion in the spleen"): the
+# judge still counts them as findings of the organ they are said of.
+ABNORMAL_TERMS: str = (
+    r"lesions?|mass(?:es)?|hypo(?:dens|attenuat|enhanc)\w*|hyper(?:dens|attenuat|enhanc)\w*"
+    r"|opacit(?:y|ies)|consolidation|thicken\w*|calcifi\w*|collections?|infiltrat\w*"
+    r"|tumou?rs?|nodules?|nodularity|dilat(?:ed|ation)|h(?:a)?ematoma|abscess\w*|fractures?"
+)

@@ -190,6 +190,14 @@ class DPOConfig(RunOptions):
     output_dir: str = "runs/dpo-tiny"
     beta: float = 0.1
     """DPO temperature (paper range 0.1-0.5)."""
+    rpo_alpha: float = 0.0
+    """Weight of an NLL term on the chosen report (RPO); 0 = the paper's plain DPO. Keeps
+    the chosen report's likelihood from falling with the rejected one's."""
+    label_smoothing: float = 0.0
+    """Conservative DPO: probability in [0, 0.5) that a pair's preference is flipped (for
+    noisy judges such as the offline rules judge); 0 = the paper's loss."""
+    reference_free: bool = False
+    """Drop the reference model from the margin (log-ratios against 0); off in the paper."""
     model: DPOModelOptions = field(default_factory=DPOModelOptions)
     data: DPODataOptions = field(default_factory=DPODataOptions)
     optim: OptimOptions = field(default_factory=lambda: OptimOptions(lr=5e-5))
@@ -198,6 +206,10 @@ class DPOConfig(RunOptions):
         problems = self._check_run()
         if self.beta <= 0:
             problems.append(f"beta must be > 0, got {self.beta}")
+        if self.rpo_alpha < 0:
+            problems.append(f"rpo_alpha must be >= 0, got {self.rpo_alpha}")
+        if not 0 <= self.label_smoothing < 0.5:
+            problems.append(f"label_smoothing must be in [0, 0.5), got {self.label_smoothing}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -220,6 +232,11 @@ class PrefsConfig:
     ``tokenizer``; hf: ``batch_size``, ``dtype``, ``max_new_tokens`` (smoke tests only)."""
     min_length: int = 5
     """Samples with fewer words are degenerate and never chosen."""
+    min_margin: float = 0.0
+    """Least GREEN difference chosen - rejected for a pair to be kept (0: any difference)."""
+    tie_break: Literal["none", "errors"] = "none"
+    """Rank samples of equal GREEN by their count of significant errors (``errors``; not in
+    the paper) or not at all (``none``): fewer tied cases are skipped."""
     tasks: list[str] = field(default_factory=lambda: ["report"])
     """Row ``task`` values to build pairs for (rows without a task are kept); the paper's
     DPO is on report generation, not on one-word VQA answers."""
@@ -238,6 +255,10 @@ class PrefsConfig:
             problems.append(f"temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_p <= 1:
             problems.append(f"top_p must be in (0, 1], got {self.top_p}")
+        if not 0 <= self.min_margin <= 1:
+            problems.append(f"min_margin must be in [0, 1] (a GREEN difference), got {self.min_margin}")
+        if self.tie_break not in ("none", "errors"):
+            problems.append(f"tie_break must be none or errors, got {self.tie_break!r}")
         if problems:
             raise ValueError("; ".join(problems))
 

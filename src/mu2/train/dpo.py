@@ -28,7 +28,7 @@ from mu2.engine.dataset import PairCollator, adopt_prep
 from mu2.engine.recipe import Recipe
 from mu2.errors import Mu2Error
 from mu2.train.config import DPOConfig
-from mu2.train.dpo_loss import dpo_loss, sequence_logps
+from mu2.train.dpo_loss import completion_tokens, dpo_loss, sequence_logps
 from mu2.train.precision import cast_frozen_llm
 from mu2.train.sampling import generate_reports, model_inputs
 from mu2.train.sft import freeze_unused, load_sft_model, make_dataset
@@ -194,7 +194,12 @@ class DPORecipe(Recipe):
         logps, ref_logps = self.pair_logps(batch)
         chosen, rejected = logps.chunk(2)  # (2B,) -> (B,), (B,): rows are [chosen; rejected]
         ref_chosen, ref_rejected = ref_logps.chunk(2)
-        out = dpo_loss(chosen, rejected, ref_chosen, ref_rejected, beta=self.cfg.beta)
+        cfg = self.cfg
+        out = dpo_loss(
+            chosen, rejected, ref_chosen, ref_rejected, beta=cfg.beta, rpo_alpha=cfg.rpo_alpha,
+            chosen_tokens=completion_tokens(batch["labels"]).chunk(2)[0],  # (2B,) -> (B,)
+            label_smoothing=cfg.label_smoothing, reference_free=cfg.reference_free,
+        )  # fmt: skip
         extra = {
             "reward_chosen": out.chosen_rewards.mean(),
             "reward_rejected": out.rejected_rewards.mean(),

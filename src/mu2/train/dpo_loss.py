@@ -7,6 +7,17 @@ with log-probabilities summed over the completion tokens (Rafailov et al. 2023; 
 paper's printed formula drops the log on the loser term, a typo). Pure functions: no
 model, no state; TRL's trainer computes the same thing inline, and a test checks both
 agree on the same log-probabilities.
+
+Optional terms (all off by default and in the paper config), for when the plain loss
+drifts away from what SFT learned (the chosen log-probability falls with the rejected one):
+
+- ``rpo_alpha``: adds ``alpha * NLL(chosen)``, the mean negative log-likelihood per
+  chosen report token over the batch (RPO, Pang et al. 2024; TRL's ``loss_type=["sigmoid",
+  "sft"]`` with ``loss_weights=[1, alpha]``);
+- ``label_smoothing`` eps: conservative DPO (Mitchell 2023), the preference is taken to be
+  flipped with probability eps: ``-(1-eps) log s(beta m) - eps log s(-beta m)``;
+- ``reference_free``: the reference log-probabilities are taken as 0, so the margin is
+  the policy's own ``log pi(y_w) - log pi(y_l)`` (TRL's former ``reference_free``).
 """
 
 from __future__ import annotations
@@ -46,17 +57,44 @@ def dpo_loss(
     ref_chosen_logps: torch.Tensor,
     ref_rejected_logps: torch.Tensor,
     beta: float = 0.1,
+    *,
+    rpo_alpha: float = 0.0,
+    chosen_tokens: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
+    reference_free: bool = False,
 ) -> DPOLossOutput:
-    """Sigmoid DPO loss from summed completion log-probs, each (B,)."""
+    """Sigmoid DPO loss from summed completion log-probs, each (B,).
+
+    ``chosen_tokens`` (B,): number of report tokens of each chosen completion, needed
+    when ``rpo_alpha`` > 0 (the NLL term is a mean per token, so long reports do not
+    outweigh the preference term).
+    """
+    if reference_free:
+        ref_chosen_logps = torch.zeros_like(policy_chosen_logps)
+        ref_rejected_logps = torch.zeros_like(policy_rejected_logps)
     chosen_logratios = policy_chosen_logps - ref_chosen_logps  # (B,)
     rejected_logratios = policy_rejected_logps - ref_rejected_logps  # (B,)
-    losses = -F.logsigmoid(beta * (chosen_logratios - rejected_logratios))  # (B,)
+    margin = beta * (chosen_logratios - rejected_logratios)  # (B,)
+    losses = -F.logsigmoid(margin)  # (B,)
+    if label_smoothing:
+        losses = (1 - label_smoothing) * losses - label_smoothing * F.logsigmoid(-margin)
+    if rpo_alpha:
+        if chosen_tokens is None:
+            raise ValueError("rpo_alpha > 0 needs chosen_tokens (report tokens per chosen row)")
+        # one batch-level mean NLL per token, as TRL's "sft" term: the same value per pair
+        nll = -policy_chosen_logps.sum() / chosen_tokens.sum().clamp(min=1)  # scalar
+        losses = losses + rpo_alpha * nll
     return DPOLossOutput(
         loss=losses.mean(),
         losses=losses,
         chosen_rewards=(beta * chosen_logratios).detach(),
         rejected_rewards=(beta * rejected_logratios).detach(),
     )
+
+
+def completion_tokens(labels: torch.Tensor) -> torch.Tensor:
+    """Number of scored completion tokens per row (B,), as :func:`sequence_logps` counts them."""
+    return (labels[:, 1:] != IGNORE_INDEX).sum(-1)  # (B, L) -> (B,)
 
 
 def sequence_logps(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -7,9 +7,15 @@ in a loop), score each against the reference with a GREEN judge, and write
     {"id", "image", "question", "chosen", "rejected", "chosen_green", "rejected_green",
      "reference", "judge"}
 
-with chosen = best, rejected = worst. Cases whose best score is 0, whose best equals
-their worst, or with fewer than two usable samples are skipped and counted (the skips
-go to ``<out>.skipped.jsonl`` with their reason, so a resumed run does not redo them).
+with chosen = best, rejected = worst (plus ``chosen_errors`` / ``rejected_errors``, the
+counts of clinically significant errors). Samples are ranked by GREEN; with
+``tie_break="errors"`` (an aid not in the paper, off in its config) samples of equal
+GREEN are ranked by their number of significant errors, fewer first, so a case whose
+samples all score alike still gives a pair when their errors differ. Cases whose best
+score is 0 (``best_zero``), whose best equals their worst (``tie``), whose GREEN margin
+is below ``min_margin`` (``small_margin``) or with fewer than two usable samples
+(``degenerate``) are skipped and counted per reason (the skips go to
+``<out>.skipped.jsonl`` with their reason, so a resumed run does not redo them).
 ``image`` is written relative to the output file's folder, the rule of every mu2 JSONL.
 
 Each case's samples depend only on (seed, case id): sharding across processes or
@@ -37,8 +43,10 @@ from mu2.train.config import PrefsConfig
 
 logger = logging.getLogger(__name__)
 
-SKIP_REASONS = ("best_zero", "tie", "degenerate")
+SKIP_REASONS = ("degenerate", "best_zero", "tie", "small_margin")
 _WORD = re.compile(r"[A-Za-z0-9]+(?:[.,'-][A-Za-z0-9]+)*")
+MARGIN_EPS = 1e-9
+"""GREEN scores are ratios (0.7 - 0.5 = 0.19999...): a margin this close counts as met."""
 MAX_WORD_REPEAT = 4
 """A word repeated this many times in a row marks a generation loop."""
 
@@ -58,19 +66,29 @@ def degenerate_reason(text: str, min_length: int) -> str | None:
     return None
 
 
-def choose_pair(scores: Sequence[float]) -> tuple[int, int] | str:
-    """(best, worst) indices, or the skip reason: ``best_zero`` or ``tie``.
+def choose_pair(
+    scores: Sequence[float],
+    errors: Sequence[int] | None = None,
+    min_margin: float = 0.0,
+) -> tuple[int, int] | str:
+    """(best, worst) indices, or the skip reason: ``degenerate``, ``best_zero``, ``tie``
+    or ``small_margin``.
 
-    Ties break toward the earliest sample, so the choice is deterministic.
+    ``errors`` (significant error counts, one per sample) break GREEN ties: of equal
+    scores, fewer errors rank higher. Remaining ties break toward the earliest sample, so
+    the choice is deterministic. ``min_margin``: least GREEN difference best - worst.
     """
     if len(scores) < 2:
         return "degenerate"
-    best = max(range(len(scores)), key=lambda i: (scores[i], -i))
-    worst = min(range(len(scores)), key=lambda i: (scores[i], i))
+    errs = list(errors) if errors is not None else [0] * len(scores)
+    best = max(range(len(scores)), key=lambda i: (scores[i], -errs[i], -i))
+    worst = min(range(len(scores)), key=lambda i: (scores[i], -errs[i], i))
     if scores[best] <= 0:
         return "best_zero"
-    if scores[best] == scores[worst]:
+    if (scores[best], errs[best]) == (scores[worst], errs[worst]):
         return "tie"
+    if scores[best] - scores[worst] < min_margin - MARGIN_EPS:
+        return "small_margin"
     return best, worst
 
 
@@ -84,20 +102,41 @@ class CaseResult:
     rejected: str | None = None
     chosen_green: float | None = None
     rejected_green: float | None = None
+    chosen_errors: int | None = None
+    rejected_errors: int | None = None
     skip: str | None = None
 
+    @property
+    def tie_broken(self) -> bool:
+        """A pair of equal GREEN, ranked by significant errors alone."""
+        return self.skip is None and self.chosen_green == self.rejected_green
 
-def rank_samples(samples: Sequence[str], reference: str, judge: Any, min_length: int) -> CaseResult:
-    """Drop degenerate samples, GREEN-score the rest against ``reference``, keep the extremes."""
+
+def rank_samples(
+    samples: Sequence[str],
+    reference: str,
+    judge: Any,
+    min_length: int,
+    tie_break: str = "none",
+    min_margin: float = 0.0,
+) -> CaseResult:
+    """Drop degenerate samples, GREEN-score the rest against ``reference``, keep the extremes.
+
+    ``tie_break``: ``none`` (GREEN alone, the paper) or ``errors`` (equal GREEN ranked by
+    significant error count); ``min_margin``: see :func:`choose_pair`.
+    """
     from mu2.metrics.green import parse_answer
 
     reasons = [degenerate_reason(t, min_length) for t in samples]
     usable = [t for t, r in zip(samples, reasons, strict=True) if r is None]
     degenerate = Counter(r for r in reasons if r)
     scores: list[float] = []
+    errors: list[int] = []
     if len(usable) >= 2:
-        scores = [parse_answer(a).score for a in judge.answers([(reference, t) for t in usable])]
-    choice = choose_pair(scores)
+        parsed = [parse_answer(a) for a in judge.answers([(reference, t) for t in usable])]
+        scores = [p.score for p in parsed]
+        errors = [sum(p.significant.values()) for p in parsed]
+    choice = choose_pair(scores, errors if tie_break == "errors" else None, min_margin)
     if isinstance(choice, str):
         return CaseResult(scores=scores, degenerate=degenerate, skip=choice)
     best, worst = choice
@@ -108,6 +147,8 @@ def rank_samples(samples: Sequence[str], reference: str, judge: Any, min_length:
         rejected=usable[worst],
         chosen_green=scores[best],
         rejected_green=scores[worst],
+        chosen_errors=errors[best],
+        rejected_errors=errors[worst],
     )
 
 
@@ -125,6 +166,8 @@ class PrefsSummary:
     written: int = 0
     skipped: Counter = field(default_factory=Counter)
     degenerate_samples: Counter = field(default_factory=Counter)
+    tie_broken: int = 0
+    """Pairs written whose GREEN was equal, ranked by significant errors (tie_break)."""
     is_main: bool = True
     """False on the other processes of a sharded run (their numbers are the totals too)."""
 
@@ -133,8 +176,8 @@ class PrefsSummary:
         bad = ", ".join(f"{k} {v}" for k, v in sorted(self.degenerate_samples.items())) or "none"
         return (
             f"pairs: {self.written} written to {self.out} ({self.already_done} already there) "
-            f"of {self.total} cases; skipped: {skipped}; degenerate samples: {bad}; "
-            f"judge: {self.judge}"
+            f"of {self.total} cases ({self.tie_broken} ranked by error count at equal GREEN); "
+            f"skipped: {skipped}; degenerate samples: {bad}; judge: {self.judge}"
         )
 
 
@@ -275,7 +318,9 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
                 model, model.processor, prep(row, Path(cfg.data)), row["question"], cfg, case_id,
                 state.device,
             )
-            result = rank_samples(samples, row["answer"], judge, cfg.min_length)
+            result = rank_samples(
+                samples, row["answer"], judge, cfg.min_length, cfg.tie_break, cfg.min_margin
+            )
             summary.degenerate_samples.update(result.degenerate)
             if result.skip is not None:
                 summary.skipped[result.skip] += 1
@@ -293,6 +338,8 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
                     "rejected": result.rejected,
                     "chosen_green": result.chosen_green,
                     "rejected_green": result.rejected_green,
+                    "chosen_errors": result.chosen_errors,
+                    "rejected_errors": result.rejected_errors,
                     "reference": row["answer"],
                     "judge": judge.name,
                     # the model card of a DPO model reads where its pairs came from
@@ -302,15 +349,18 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
                 },
             )
             summary.written += 1
+            summary.tie_broken += result.tie_broken
         state.wait_for_everyone()
         parts = gather_object(
-            [(summary.written, dict(summary.skipped), dict(summary.degenerate_samples))]
-        )
+            [(summary.written, dict(summary.skipped), dict(summary.degenerate_samples),
+              summary.tie_broken)]
+        )  # fmt: skip
         if state.is_main_process and state.num_processes > 1:
             merge_parts(out)
         summary.written = sum(p[0] for p in parts)
         summary.skipped = sum((Counter(p[1]) for p in parts), Counter())
         summary.degenerate_samples = sum((Counter(p[2]) for p in parts), Counter())
+        summary.tie_broken = sum(p[3] for p in parts)
         summary.is_main = state.is_main_process
         if state.is_main_process:
             logger.info(summary.describe())

@@ -11,12 +11,23 @@ Alignment (decisions, documented because GREEN's judge is a model and does not s
   sizes differ by more than ``size_tolerance`` (relative), is a significant (d) error and
   not a matched finding; a size or severity stated on one side only, or single versus
   multiple, is an insignificant (d) error and the pair still matches;
+- a pair placed in different parts of the organ (lung lobe, liver lobe or segment, kidney
+  pole; both reports name the part and the parts do not overlap) is a (c) error and not
+  a matched finding; a part named in one report only is no error;
 - left over, the same organ and kind with another side is a (c) error;
 - what is left in the candidate is (a), what is left in the reference is (b);
+- an abnormality that names no catalogue finding ("a hypodense lesion in the spleen") is a
+  finding of its organ: one in the same organ in both reports matches, one in the
+  candidate only is (a) -- also, and especially, when the reference calls that organ
+  normal -- and one in the reference only is (b); abnormalities of organs outside the
+  catalogue (adrenal, bones, ...) are not read;
 - an organ stated normal (or a finding explicitly denied) in both reports, with no finding
   in it in either, counts as one matched finding ("normal liver"). GREEN's judge lists
   agreeing negative statements among matched findings too; without this a normal report
   compared with a normal report would score 0 (no matched findings);
+- two reports that state no finding at all and each state something normal ("no acute
+  abnormality", "unremarkable CT of the abdomen", "the lungs are clear"), worded however,
+  match as one finding when nothing else matched ("no abnormality in either report");
 - comparisons with a prior study that state a change (new, stable, increased, decreased,
   resolved) are compared per finding kind: extra in the candidate is (e), omitted is (f);
   a bare "compared with prior" without a change is an insignificant (e) / (f) error;
@@ -30,7 +41,7 @@ from dataclasses import dataclass, field
 
 from mu2.findings.catalogue import FINDING_KINDS, Finding
 from mu2.findings.extract import Comparison, Extraction, extract_report
-from mu2.findings.lexicon import CHANGE_LABELS
+from mu2.findings.lexicon import CHANGE_LABELS, SITE_PARENT
 from mu2.metrics.green.parse import ERROR_CATEGORIES, INSIGNIFICANT, MATCHED, SIGNIFICANT
 
 # Relative size difference above which a sized finding is misassessed (our choice).
@@ -84,8 +95,11 @@ class RulesJudge:
         cand = extract_report(candidate, self.region)
         v = _Verdict()
         self._align_findings(ref, cand, v)
+        _align_abnormal(ref, cand, v)
         _align_normals(ref, cand, v)
         _align_comparisons(ref.comparisons, cand.comparisons, v)
+        if not v.matched and _normal_report(ref) and _normal_report(cand):
+            v.matched.append("no abnormality in either report")
         same_text = " ".join(reference.split()) == " ".join(candidate.split())
         if _empty(ref) and _empty(cand) and same_text and reference.strip():
             v.matched.append("identical reports")
@@ -104,6 +118,10 @@ class RulesJudge:
                 continue
             left_ref.remove(r)
             left_cand.remove(c)
+            where = _site_conflict(ref.sites.get(r.key()), cand.sites.get(c.key()))
+            if where:
+                v.significant["c"].append(f"{FINDING_KINDS[r.finding].label} {where}")
+                continue
             self._compare_pair(r, c, v)
         for r in list(left_ref):  # same organ and kind, another side
             c = next((c for c in left_cand if (c.organ, c.finding) == (r.organ, r.finding)), None)
@@ -143,7 +161,54 @@ class RulesJudge:
 
 
 def _empty(e: Extraction) -> bool:
-    return not (e.findings or e.negated or e.normal_organs or e.comparisons)
+    return not (
+        e.findings or e.negated or e.normal_organs or e.comparisons or e.abnormal
+        or e.global_normal
+    )  # fmt: skip
+
+
+def _normal_report(e: Extraction) -> bool:
+    """No finding stated, and something stated normal (an organ, a denial, the study)."""
+    return not (e.findings or e.abnormal) and bool(
+        e.global_normal or e.normal_organs or e.negated
+    )
+
+
+def _coarse(site: str) -> str:
+    return SITE_PARENT.get(site, site)
+
+
+def _site_name(sites: frozenset[str]) -> str:
+    return " and ".join(sorted(s.replace("_", " ") for s in sites))
+
+
+def _site_conflict(ref: frozenset[str] | None, cand: frozenset[str] | None) -> str | None:
+    """Why two placements of one finding disagree (None: they agree or one is unstated).
+
+    Parts overlap when they share a coarse part (a lobe) and, where both name a finer
+    part (a segment, the lingula), that too: segment 7 and the right hepatic lobe agree.
+    """
+    if not ref or not cand:
+        return None
+    if {_coarse(s) for s in ref} & {_coarse(s) for s in cand}:
+        ref_fine = {s for s in ref if s in SITE_PARENT}
+        cand_fine = {s for s in cand if s in SITE_PARENT}
+        if not (ref_fine and cand_fine) or ref_fine & cand_fine:
+            return None
+    return f"in the {_site_name(cand)} in the candidate, the {_site_name(ref)} in the reference"
+
+
+def _align_abnormal(ref: Extraction, cand: Extraction, v: _Verdict) -> None:
+    """Abnormalities outside the catalogue, compared by organ (see the module docstring)."""
+    ref_organs = dict((organ, phrase) for organ, phrase in reversed(ref.abnormal))
+    cand_organs = dict((organ, phrase) for organ, phrase in reversed(cand.abnormal))
+    for organ, phrase in cand_organs.items():
+        if organ in ref_organs:
+            v.matched.append(f"{organ} {ref_organs[organ]}")
+        else:
+            normal = " (normal in the reference)" if organ in ref.normal_organs else ""
+            v.significant["a"].append(f"{organ} {phrase}{normal}")
+    v.significant["b"] += [f"{o} {p}" for o, p in ref_organs.items() if o not in cand_organs]
 
 
 def _align_normals(ref: Extraction, cand: Extraction, v: _Verdict) -> None:

@@ -1,0 +1,111 @@
+"""SFT against SFT+DPO over several seeds, from the stages of a finished `mu2 demo` run.
+
+The demo's DPO starts from an SFT model at the ceiling of its benchmark, where pairs are
+mostly ties and DPO has nothing to fix. This script reuses the demo's data, stage-0 tower
+and text-pretrained LLM (``--from``, a finished demo folder), trains SFT for fewer steps
+(``--set sft.steps=N``: an SFT model below the ceiling), then per seed builds GREEN-ranked
+pairs, trains DPO and scores both models on the same test reports with paired bootstrap
+intervals (``mu2.demo.compare``). Each stage is the demo's own (same recipe configs,
+``--set`` takes the demo's dotted keys), so the numbers come from the recipe users run.
+
+    python benchmarks/dpo_bench.py --from $MU2_HOME/demo/full --out runs/dpo-bench \\
+        --seeds 0 1 2 --set sft.steps=100 --set prefs.cases=240
+
+Prints one table per seed and a summary line per seed (GREEN and finding F1 differences
+with their intervals, mean words, distinct-report share) and writes ``bench.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from mu2.demo.compare import compare_evals
+from mu2.demo.config import make_demo_config
+from mu2.demo.layout import DemoPaths
+from mu2.demo.pipeline import DPO_NAME, SFT_NAME, DemoPipeline
+
+
+class SeedPaths(DemoPaths):
+    """One shared SFT stage, pairs / DPO / evaluations per seed."""
+
+    def __init__(self, root: Path, home: Path, seed: int) -> None:
+        super().__init__(root, home, "dpo-bench")
+        self.seed = seed
+
+    @property
+    def prefs(self) -> Path:
+        return self.root / f"prefs-s{self.seed}"
+
+    @property
+    def dpo(self) -> Path:
+        return self.root / f"dpo-s{self.seed}"
+
+    @property
+    def eval(self) -> Path:
+        return self.root / f"eval-s{self.seed}"
+
+
+def _upstream(src: Path, name: str) -> dict:
+    done = json.loads((src / name / "done.json").read_text())
+    return done
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--from", dest="src", type=Path, required=True,
+                    help="finished demo folder (data/, clip/, lm/ with done.json)")  # fmt: skip
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--set", dest="overrides", action="append", default=[],
+                    help="demo config key=value (sft.steps=100, dpo.overrides=[rpo_alpha=1.0])")
+    args = ap.parse_args()
+    src, out = args.src.absolute(), args.out.absolute()
+    out.mkdir(parents=True, exist_ok=True)
+    # the data set and prepared-volume cache of the source run, used read-only / copied
+    if not (out / "data").exists():
+        (out / "data").symlink_to(src / "data")
+    if not (out / "cache").exists():
+        shutil.copytree(src / "cache", out / "cache")
+    clip, lm, data = (_upstream(src, n) for n in ("clip", "lm", "data"))
+    results = []
+    for seed in args.seeds:
+        cfg = make_demo_config("full", args.overrides)
+        # the seed of the pairs' sampling and of DPO; SFT keeps the demo's seed (shared)
+        cfg.prefs.overrides = [*cfg.prefs.overrides, f"seed={seed}"]
+        cfg.dpo.overrides = [*cfg.dpo.overrides, f"seed={seed}"]
+        paths = SeedPaths(out, out.parent, seed)
+        pipe = DemoPipeline(cfg, paths, force=False, echo=print)
+        pipe.runner.hashes.update({"data": data["hash"], "clip": clip["hash"], "lm": lm["hash"]})
+        sft = pipe.sft(clip["outputs"]["vision_path"], lm["outputs"]["final_dir"])
+        first = out / f"eval-s{args.seeds[0]}" / "sft"
+        if seed != args.seeds[0] and not (paths.eval / "sft").exists():
+            shutil.copytree(first, paths.eval / "sft")  # the same SFT model, greedy: reuse
+        pipe.evaluate("sft", sft.outputs["final_dir"], SFT_NAME)
+        prefs = pipe.prefs(sft.outputs["final_dir"])
+        dpo = pipe.dpo(sft.outputs["final_dir"], prefs.outputs["pairs_path"])
+        pipe.evaluate("dpo", dpo.outputs["final_dir"], DPO_NAME)
+        cmp = compare_evals(paths.eval / "sft", paths.eval / "dpo", SFT_NAME, DPO_NAME,
+                            n_resamples=cfg.eval.bootstrap, seed=seed)  # fmt: skip
+        print(f"\n## seed {seed}: {prefs.note}\n")
+        print(cmp.markdown() + "\n", flush=True)
+        results.append({"seed": seed, "pairs": prefs.outputs.get("pairs"),
+                        "prefs_note": prefs.note, "dpo_s": dpo.wall_s or dpo.first_wall_s,
+                        "sft": vars(cmp.base), "dpo": vars(cmp.other),
+                        "green_diff": cmp.green_diff, "green_diff_ci": cmp.green_diff_ci,
+                        "f1_diff": cmp.f1_diff, "f1_diff_ci": cmp.f1_diff_ci})  # fmt: skip
+        (out / "bench.json").write_text(json.dumps({"overrides": args.overrides,
+                                                    "seeds": results}, indent=1))  # fmt: skip
+    for r in results:
+        rel = r["green_diff"] / r["sft"]["green"] if r["sft"]["green"] else float("nan")
+        print(f"seed {r['seed']}: pairs {r['pairs']}; GREEN {r['sft']['green']:.3f} -> "
+              f"{r['dpo']['green']:.3f} ({rel:+.1%}, diff CI {r['green_diff_ci']}); F1 "
+              f"{r['sft']['f1']:.3f} -> {r['dpo']['f1']:.3f} (diff CI {r['f1_diff_ci']}); words "
+              f"{r['sft']['mean_words']:.1f} -> {r['dpo']['mean_words']:.1f}; distinct "
+              f"{r['sft']['distinct_share']:.2f} -> {r['dpo']['distinct_share']:.2f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
