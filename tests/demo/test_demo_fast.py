@@ -17,7 +17,8 @@ import pytest
 from mu2.demo.summary import TABLE_COLUMNS, target_check
 
 # The stages of the fast profile, in order (no ablation).
-STAGES = ("data", "clip", "lm", "sft", "prefs", "dpo", "eval-sft", "eval-dpo", "save", "examples")
+STAGES = ("data", "clip", "lm", "sft", "prefs", "dpo", "eval-sft", "eval-dpo", "save", "examples",
+          "question-dependence")  # fmt: skip
 
 
 def _run_demo(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -133,6 +134,21 @@ def test_printed_tables_come_from_metrics_files(demo_runs: tuple[Path, str, str]
         pf = m["per_finding"]
         assert row[3] == f"{pf['differs_from_most_common_share']:.3f}"
         assert row[4] == ("met" if target_check(m, kinds).met else "not met")
+
+
+def test_question_dependence_is_printed_from_its_file(demo_runs: tuple[Path, str, str]) -> None:
+    home, stdout, _ = demo_runs
+    qd = json.loads(
+        (home / "demo" / "fast" / "eval" / "question-dependence" / "question_dependence.json")
+        .read_text()
+    )
+    section = stdout[stdout.index("## Question dependence") :]
+    (row,) = _table_rows(section, "chest vs abdomen")
+    assert row[1:] == [f"{qd['heat_corr']['chest|abdomen']:.3f}",
+                       f"{qd['token_cos']['chest|abdomen']:.3f}"]  # fmt: skip
+    for region in ("chest", "abdomen"):
+        (row,) = _table_rows(section, region, width=4)
+        assert row[1] == f"{qd['share_own'][region]:.3f}"
 
 
 def test_second_run_reuses_every_stage(demo_runs: tuple[Path, str, str]) -> None:
