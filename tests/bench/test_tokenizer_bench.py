@@ -58,12 +58,6 @@ def test_quick_bench_linvt_finds_the_single_token_lesion(quick_run: dict) -> Non
     assert low > chance + 0.1, (low, chance)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="at the quick budget the paper-default μ² tokenizer stays at the label prior "
-    "(loss flat at the marginal entropy; 0 of 3 seeds escape, LinVT 2 of 3); kept strict so "
-    "a fix shows",
-)
 def test_quick_bench_mu2_finds_the_single_token_lesion(quick_run: dict) -> None:
     low, chance = _above_chance(quick_run, "mu2")
     assert low > chance + 0.1, (low, chance)
