@@ -17,7 +17,8 @@ import pytest
 from mu2.demo.summary import TABLE_COLUMNS, target_check
 
 # The stages of the fast profile, in order (no ablation).
-STAGES = ("data", "clip", "lm", "sft", "prefs", "dpo", "eval-sft", "eval-dpo", "save", "examples")
+STAGES = ("data", "clip", "lm", "sft", "prefs", "dpo", "eval-sft", "eval-dpo", "save", "examples",
+          "question-dependence")  # fmt: skip
 
 
 def _run_demo(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -161,6 +162,21 @@ def test_sft_vs_dpo_printed_with_intervals(demo_runs: tuple[Path, str, str]) -> 
         assert f1.startswith(f"{m['per_finding']['finding_f1_micro']:.3f} [")
     (diff,) = _table_rows(section, "SFT+DPO - SFT")
     assert re.fullmatch(r"-?\d\.\d{3} \[-?\d\.\d{3}, -?\d\.\d{3}\]", diff[2])
+
+
+def test_question_dependence_is_printed_from_its_file(demo_runs: tuple[Path, str, str]) -> None:
+    home, stdout, _ = demo_runs
+    qd = json.loads(
+        (home / "demo" / "fast" / "eval" / "question-dependence" / "question_dependence.json")
+        .read_text()
+    )
+    section = stdout[stdout.index("## Question dependence") :]
+    (row,) = _table_rows(section, "chest vs abdomen")
+    assert row[1:] == [f"{qd['heat_corr']['chest|abdomen']:.3f}",
+                       f"{qd['token_cos']['chest|abdomen']:.3f}"]  # fmt: skip
+    for region in ("chest", "abdomen"):
+        (row,) = _table_rows(section, region, width=4)
+        assert row[1] == f"{qd['share_own'][region]:.3f}"
 
 
 def test_second_run_reuses_every_stage(demo_runs: tuple[Path, str, str]) -> None:

@@ -3,6 +3,7 @@
 mu2 bench ablation [--quick] [--seeds 3] [--presets spp,perceiver,...,mu2] [--dpo]
                    [--data procedural|real|both] [--out DIR] [--set key=value ...]
 mu2 bench table --out DIR        # rebuild table.md / plots from the metrics files
+mu2 bench tokenizer [--quick] [--seeds 3] [--rows mu2,linvt,...] [--out DIR] [--set key=value]
 """
 
 from __future__ import annotations
@@ -137,4 +138,50 @@ def register(app: typer.Typer) -> None:
         print(files["table"].read_text(), end="")
         print("wrote " + ", ".join(str(p) for p in files.values()))
 
-    _ = (ablation, table)
+    @bench.command("tokenizer", context_settings=_EXTRA)
+    def tokenizer(
+        quick: bool = typer.Option(
+            False, "--quick", help="mu2 and linvt, 1 seed, single-token lesions, few steps."
+        ),
+        seeds: int | None = typer.Option(None, "--seeds", help="Seeds per row (default 3)."),
+        rows: str | None = typer.Option(
+            None, "--rows", help="Comma list of presets (default all, plus mu2-noq)."
+        ),
+        steps: int | None = typer.Option(None, "--steps", help="Training steps per row."),
+        out: Path = typer.Option(
+            Path("runs/bench-tokenizer"), "--out", help="Output folder (results.json, table.md)."
+        ),
+        set_: list[str] = typer.Option(
+            [], "--set", help="Alias of a positional KEY=VALUE of TokenBenchConfig (repeatable)."
+        ),
+        positional: list[str] = overrides_arg("TokenBenchConfig overrides, e.g. lesion_amplitude=0.8."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-row progress lines."),
+    ) -> None:
+        """Tokenizer-level benchmark: planted lesions in named regions, one readout, one budget."""
+        from mu2.bench.tokenizer_bench import TokenBenchConfig, markdown, quick_values
+        from mu2.bench.tokenizer_bench.run import run_benchmark, save_result
+        from mu2.config import apply_overrides, from_dict
+
+        overrides = merge(positional, set_)
+        flags = {
+            k: v
+            for k, v in {
+                "seeds": seeds,
+                "rows": rows.split(",") if rows else None,
+                "steps": steps,
+            }.items()
+            if v is not None
+        }
+        explicit = set(flags) | {o.split("=", 1)[0] for o in overrides}
+        base = quick_values(explicit) if quick else {}
+        data = apply_overrides({**base, **flags}, overrides)
+        cfg = from_dict(TokenBenchConfig, data, where="bench tokenizer")
+        configure_logging(not quiet)
+        result = run_benchmark(cfg, progress=not quiet)
+        path = save_result(result, out)
+        text = markdown(result.to_json())
+        (out / "table.md").write_text(text)
+        print(text, end="")
+        print(f"wrote {path}, {out / 'table.md'}")
+
+    _ = (ablation, table, tokenizer)

@@ -85,8 +85,9 @@ class DemoPipeline:
         self.notes: list[str] = []
         self.comparison: str | None = None
         """SFT vs SFT+DPO table (mu2.demo.compare), once both are evaluated."""
+        self.question_table = ""  # markdown of the saved model's question dependence
         lm = 1 if cfg.lm.enabled else 0
-        total = 9 + lm + ((2 + lm) if cfg.ablate_stage0 else 0)
+        total = 10 + lm + ((2 + lm) if cfg.ablate_stage0 else 0)
         self.runner = StageRunner(total, force, echo)
 
     def _run_options(self, out: Path) -> dict[str, Any]:
@@ -374,6 +375,33 @@ class DemoPipeline:
             ("save", "data"),
         )  # fmt: skip
 
+    def question_dependence(self) -> StageRecord:
+        """Chest vs abdomen question on each test scan: does the heat map follow the question?"""
+        from mu2.generate.question_dependence import question_dependence, split_scans
+        from mu2.model import Mu2ForConditionalGeneration
+
+        out = self.paths.eval / "question-dependence"
+
+        def run() -> dict[str, Any]:
+            scans = split_scans(self.paths.synth, "test")
+            net = Mu2ForConditionalGeneration.from_pretrained(self.paths.model).eval()
+            try:
+                result = question_dependence(net, net.processor, scans)
+            except Mu2Error as err:  # e.g. a preset whose test scans are asked one region only
+                self.notes.append(f"question dependence not measured: {err}")
+                return {"table": "", "note": "skipped"}
+            s = result.summary()
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "question_dependence.json").write_text(json.dumps(s, indent=1) + "\n")
+            corr = ", ".join(f"{k} r {v:.2f}" for k, v in s["heat_corr"].items())
+            return {"table": result.table(), "note": f"{s['scans']} scans; {corr}"}
+
+        material = {"model": str(self.paths.model), "test": self._data_file("test")}
+        return self.runner.run(
+            "question-dependence", "question dependence of the heat maps", out, material, run,
+            ("save", "data"),
+        )  # fmt: skip
+
     # ---- the whole run -------------------------------------------------------------------
     def run(self) -> tuple[dict[str, dict[str, Any]], list[str]]:
         data = self.data()
@@ -403,6 +431,7 @@ class DemoPipeline:
             evals.append(self.evaluate("sft-scratch", scratch.outputs["final_dir"], SCRATCH_NAME))
         self.save(final_stage, final_dir)
         self.examples()
+        self.question_table = self.question_dependence().outputs.get("table", "")
         results = {}
         for rec in evals:
             metrics = json.loads(Path(rec.outputs["metrics_path"]).read_text())
@@ -447,6 +476,7 @@ def run_demo(
         profile=cfg.profile, places=places, results=results, kinds=kinds,
         records=pipeline.runner.records, total_wall_s=wall, total_cpu_s=cpu,
         notes=pipeline.notes, comparison=pipeline.comparison,
+        question_dependence=pipeline.question_table,
     )  # fmt: skip
     (paths.root / SUMMARY_MD).write_text(summary)
     result = DemoResult(paths, pipeline.runner.records, results, kinds, summary, places,

@@ -59,6 +59,12 @@ def metrics_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+# Question-guided tokenization: the heat maps of two region questions on one scan must differ,
+# and each region question must look mostly inside its region.
+TARGET_HEAT_CORR = 0.5
+TARGET_OWN_SHARE = 0.6
+
+
 def per_finding_table(results: dict[str, dict[str, Any]], kinds: Sequence[str]) -> str:
     """Accuracy / sensitivity / specificity per finding kind and model, from metrics.json."""
     names = [n for n, m in results.items() if m.get("per_finding")]
@@ -145,6 +151,7 @@ def summary_markdown(
     total_cpu_s: float,
     notes: Sequence[str] = (),
     comparison: str | None = None,
+    question_dependence: str = "",
 ) -> str:
     """Everything the demo prints at the end (also written to ``summary.md``)."""
     parts = [
@@ -181,6 +188,16 @@ def summary_markdown(
             check = target_check(m, kinds)
             if not check.met:
                 parts.append(f"\n{name}: target not met: " + "; ".join(check.shortfalls))
+    if question_dependence:
+        parts += [
+            "",
+            "## Question dependence of the saved model (same test scan, different region question)",
+            "",
+            f"Targets: heat-map correlation below {TARGET_HEAT_CORR}; each region question puts at "
+            f"least {TARGET_OWN_SHARE:.0%} of its heat inside its region.",
+            "",
+            question_dependence.rstrip("\n"),
+        ]
     if notes:
         parts += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(parts) + "\n"

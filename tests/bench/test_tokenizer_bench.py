@@ -1,0 +1,109 @@
+"""``mu2 bench tokenizer --quick``: a planted single-token lesion, one budget for both rows.
+
+The quick run goes through the CLI a user types; the checks recompute accuracy and chance
+from the saved per-item results with their own arithmetic (no import of the report code).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from mu2.bench.tokenizer_bench.config import TokenBenchConfig
+from mu2.bench.tokenizer_bench.scenes import make_world, sample_batch
+from mu2.errors import Mu2Error
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from mu2.cli.main import main
+
+    out = tmp_path_factory.mktemp("bench-tokenizer")
+    with pytest.raises(SystemExit) as done:  # typer's standalone mode exits on success
+        main(["bench", "tokenizer", "--quick", "--quiet", "--out", str(out)])
+    assert done.value.code == 0
+    assert "### Claims" in (out / "table.md").read_text()
+    return json.loads((out / "results.json").read_text())
+
+
+def _wilson_low(hits: int, n: int, z: float = 1.96) -> float:
+    p = hits / n
+    centre = p + z * z / (2 * n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - half) / (1 + z * z / n)
+
+
+def _above_chance(data: dict, row: str) -> tuple[float, float]:
+    """(Wilson 95% lower bound of the row's accuracy, majority-label rate) on seed 0."""
+    labels = data["eval_meta"]["0"]["label"]
+    correct = next(r["correct"] for r in data["runs"] if r["row"] == row)
+    chance = max(labels.count(v) for v in set(labels)) / len(labels)
+    return _wilson_low(sum(correct), len(correct)), chance
+
+
+def test_quick_bench_matches_budgets_and_plants_single_token_lesions(quick_run: dict) -> None:
+    params = {r["row"]: r["params"] for r in quick_run["runs"]}
+    assert set(params) == {"linvt", "mu2"}
+    assert min(params.values()) >= 0.9 * max(params.values())
+    sizes = set(quick_run["eval_meta"]["0"]["size"])
+    assert sizes == {0, 1}  # none, or a one-token lesion in the asked region
+
+
+def test_quick_bench_linvt_finds_the_single_token_lesion(quick_run: dict) -> None:
+    """Positive control: the benchmark's lesion is learnable within the quick budget."""
+    low, chance = _above_chance(quick_run, "linvt")
+    assert low > chance + 0.1, (low, chance)
+
+
+def test_quick_bench_mu2_finds_the_single_token_lesion(quick_run: dict) -> None:
+    low, chance = _above_chance(quick_run, "mu2")
+    assert low > chance + 0.1, (low, chance)
+
+
+def test_scenes_put_the_lesion_in_the_asked_region() -> None:
+    cfg = TokenBenchConfig(kinds=1, sizes=(1,), max_distractors=0, present_prob=1.0, lesion_amplitude=2.0,
+                           noise_smoothing=0.0, side_question_prob=1.0)  # fmt: skip
+    world = make_world(cfg)
+    g = torch.Generator().manual_seed(0)
+    b = sample_batch(cfg, world, 64, g)
+    t, (gz, gy, gx), e = cfg.frames, cfg.grid, cfg.width
+    frames = b.frames.view(64, t, gz, gy, gx, e)
+    background = world.organ[None, :, None, None, None] + world.position[None]
+    # Project out the background; the lesion token has the largest match with the signature.
+    score = ((frames - background) @ world.kinds[0]).view(64, t, gz * gy, gx)
+    for i in range(64):
+        organ = int(b.question[i, 2]) - 3
+        side = int(b.question[i, 3]) - 3 - 4
+        flat = int(score[i].flatten().argmax())
+        f, x = flat // (gz * gy * gx), flat % gx
+        assert (f, x // (gx // 2)) == (organ, side), i
+
+
+def test_bad_config_is_one_clear_error() -> None:
+    with pytest.raises(Mu2Error, match="rows"):
+        TokenBenchConfig(rows=["nope"])
+
+
+def test_claim_verdict_does_not_reward_a_constant_lesion_answer() -> None:
+    """A row that always says "lesion" must lose the small-lesion claim to a row that reads
+    the scene, although it is perfect on the lesion items alone."""
+    from mu2.bench.tokenizer_bench import verdicts
+    from mu2.bench.tokenizer_bench.report import Results
+
+    n, meta, runs = 40, {}, []
+    for seed in range(3):
+        size = [1] * (n // 2) + [0] * (n // 2)
+        label = [1 if s else 0 for s in size]
+        meta[str(seed)] = {"label": label, "size": size, "distractors": [0] * n,
+                           "side_question": [1] * n}  # fmt: skip
+        reads = [True] * n
+        reads[seed] = reads[n - 1 - seed - seed] = False  # a few misses, different per seed
+        runs.append({"row": "linvt", "seed": seed, "correct": reads, "kind_correct": reads})
+        constant = [s > 0 for s in size]
+        runs.append({"row": "mu2", "seed": seed, "correct": constant, "kind_correct": constant})
+    data = {"config": {"max_distractors": 0}, "eval_meta": meta, "runs": runs}
+    (v,) = [v for v in verdicts(Results(data)) if v["contrast"] == "mu2 - linvt"]
+    assert v["verdict"] == "contradicted", v
