@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: venv dev demo test test-slow test-min-versions mutate lint format clean
+.PHONY: venv dev demo test test-slow test-release test-min-versions mutate lint format clean
 
 # `make demo` installs what the demo runs (mu2 with its train and eval extras); `make test`
 # adds the web extra and the dev tools (pytest, ruff, TRL for the DPO cross-check, Playwright),
@@ -41,6 +41,11 @@ test: dev
 # Slow tests are kept out of `make test`; CI runs them too (see .ci/run).
 test-slow: dev
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS)
+
+# Before a release (not in CI): the built wheel and the declared minimum versions, each in
+# a fresh virtual environment from PyPI (~17 min on 2 cores).
+test-release: dev
+	$(BIN)/python -m pytest -q -m release $(PYTEST_ARGS)
 
 # The declared minimum versions in a fresh venv, then the quick tests (slow: ~pip install).
 test-min-versions: dev

@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
+@pytest.mark.release
 def test_minimum_versions_pass_the_quick_tests(tmp_path):
     out = subprocess.run(
         [

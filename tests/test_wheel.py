@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 TORCH = os.environ.get("MU2_TEST_TORCH", "torch==2.13.0")
 
-pytestmark = pytest.mark.slow
+pytestmark = pytest.mark.release
 
 
 def _run(*cmd: str, **kw) -> subprocess.CompletedProcess:
