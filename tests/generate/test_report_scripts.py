@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -45,12 +46,36 @@ def test_bench_report_script(tiny_model_dir: Path, capsys: pytest.CaptureFixture
     assert rows["total"][0] >= rows["encode"][0] > 0
 
 
-def test_heatmap_hit_rate_script(
+def _exit_code(main, argv: list[str]) -> int:
+    try:
+        return main(argv) or 0
+    except SystemExit as end:  # typer ends a successful command with SystemExit(0)
+        return int(end.code or 0)
+
+
+def test_image_use_command_compares_own_and_shuffled_images(
     tiny_model_dir: Path, synth_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    script = _load("heatmap_hit_rate", "scripts")
-    argv = ["--synth", str(synth_dir), "--split", "train", "--model", str(tiny_model_dir)]
-    assert script.main([*argv, "--limit", "1"]) == 0
+    from mu2.cli.main import main
+
+    argv = ["diagnose", "image-use", "--data", str(synth_dir), "--model", str(tiny_model_dir),
+            "--probe-train", "8"]  # fmt: skip
+    assert _exit_code(main, argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("1. per-finding accuracy")
+    own, other = re.search(r"own image (\d+\.\d+) vs another row's image (\d+\.\d+)", out).groups()
+    assert float(own) > 0 and float(other) > 0
+    assert "3. linear decodability" in out
+
+
+def test_heatmap_localisation_command(
+    tiny_model_dir: Path, synth_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mu2.cli.main import main
+
+    argv = ["diagnose", "heatmap-localisation", "--data", str(synth_dir), "--split", "train",
+            "--model", str(tiny_model_dir), "--limit", "1"]  # fmt: skip
+    assert _exit_code(main, argv) == 0
     doc = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert doc["n"] == 1 and doc["chance"] == 0.1 and doc["rate"] in (0.0, 1.0)
 

@@ -1,6 +1,8 @@
 """``mu2 diagnose``: checks of what a trained model does, beyond its report scores.
 
 mu2 diagnose question-dependence --data SYNTH_DIR [--model DIR] [--split test] [--limit N]
+mu2 diagnose heatmap-localisation --data SYNTH_DIR [--model DIR] [--split test] [--limit N]
+mu2 diagnose image-use --data SYNTH_DIR [--model DIR] [--split test] [--probe-train N]
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ _EXTRA = {"help_option_names": ["-h", "--help"]}
 
 def register(app: typer.Typer) -> None:
     diagnose = typer.Typer(
-        help="Diagnostics of a trained model (question dependence of its heat maps).",
+        help="Diagnostics of a trained model: question dependence, heat-map localisation, "
+        "image use (with a shuffled-image control).",
         no_args_is_help=True,
     )
     app.add_typer(diagnose, name="diagnose")
@@ -57,4 +60,50 @@ def register(app: typer.Typer) -> None:
             out.write_text(json.dumps(payload, indent=1))
             print(f"wrote {out}")
 
-    _ = question_dependence_command
+    @diagnose.command("heatmap-localisation", context_settings=_EXTRA)
+    def heatmap_localisation_command(
+        data: Path = typer.Option(
+            ..., "--data", help="A `mu2 data synth --save-labels` folder (label maps needed)."
+        ),
+        model: Path | None = typer.Option(
+            None, "--model", help="Model folder (default: the demo model under $MU2_HOME)."
+        ),
+        split: str = typer.Option("test", "--split", help="Split file of --data."),
+        limit: int | None = typer.Option(None, "--limit", help="At most this many cases."),
+        device: str = typer.Option("cpu", "--device", help="cpu, cuda or auto."),
+    ) -> None:
+        """How often the question-to-CT heat map points at the lesion: voxel share in the
+        top decile with the mirrored-lesion control, hit rate with its binomial p (JSON)."""
+        from mu2.generate.localise import lesion_hit_stats, synth_lesion_cases
+        from mu2.generate.pipeline import ReportGenerator
+
+        if limit is not None and limit < 1:
+            raise Mu2Error(f"--limit {limit}: must be >= 1")
+        cases = synth_lesion_cases(data, split)[:limit]
+        generator = ReportGenerator(model, device=device)
+        result = lesion_hit_stats(generator, cases, progress=True)
+        print(json.dumps({"model": generator.model_id, "split": split, **result.to_dict()}))
+
+    @diagnose.command("image-use", context_settings=_EXTRA)
+    def image_use_command(
+        data: Path = typer.Option(..., "--data", help="A `mu2 data synth` folder."),
+        model: Path | None = typer.Option(
+            None, "--model", help="Model folder (default: the demo model under $MU2_HOME)."
+        ),
+        split: str = typer.Option("test", "--split", help="Split file of --data."),
+        probe_train: int = typer.Option(
+            300, "--probe-train", help="Training cases the linear probes are fitted on."
+        ),
+    ) -> None:
+        """Does the model read the image? Per-finding accuracy, report loss with its own vs
+        shuffled images, linear decodability of each finding before and after the tokenizer."""
+        from mu2.extras import require
+        from mu2.generate.home import resolve_model_dir
+
+        require("train", "mu2 diagnose image-use")
+        from mu2.bench.image_use import image_use
+
+        for line in image_use(resolve_model_dir(model), data, split, probe_train):
+            print(line)
+
+    _ = question_dependence_command, heatmap_localisation_command, image_use_command

@@ -38,7 +38,7 @@ class DataSection:
     """Generator processes (None: all cores)."""
     save_labels: bool = True
     """Write the label maps too (``--save-labels``): SFT's grounding loss reads them, and so
-    does the heat-map check (``scripts/heatmap_hit_rate.py``)."""
+    does the heat-map check (``mu2 diagnose heatmap-localisation``)."""
     overrides: list[str] = field(default_factory=list)
     """``SynthConfig`` key=value overrides, e.g. prevalence=0.4."""
 
