@@ -19,6 +19,7 @@ LAYERS: dict[str, int] = {
     "config": 2,
     "config_files": 1,
     "extras": 1,
+    "device": 1,
     "io": 3,
     "findings": 3,
     "tokenizer": 3,

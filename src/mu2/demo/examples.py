@@ -115,7 +115,7 @@ def write_examples(
     model_dir: Path, cases: list[ExampleCase], out_dir: Path, max_new_tokens: int, device: str
 ) -> dict[str, dict[str, str]]:
     """Load the saved model once (from where `mu2 report` finds it) and report on each case."""
-    from mu2.demo.predict import resolve_device
+    from mu2.device import resolve_device
     from mu2.generate.pipeline import ReportGenerator
 
     generator = ReportGenerator(model_dir, device=resolve_device(device))

@@ -13,21 +13,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from mu2.device import resolve_device
 from mu2.metrics import EvalConfig, EvalResult, evaluate
 
 log = logging.getLogger(__name__)
 
 PREDICTIONS_FILE = "predictions.jsonl"
 REPORT_TASK = "report"
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto``: the GPU when there is one, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def predict_test(

@@ -13,6 +13,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
 
+from mu2.device import resolve_device
 from mu2.engine.config import OptimOptions, RunOptions
 from mu2.errors import Mu2Error
 
@@ -30,7 +31,7 @@ def make_accelerator(run: RunOptions) -> Accelerator:
     """An Accelerator for this run; seeds every process identically (then data differs by shard)."""
     if run.num_threads:
         torch.set_num_threads(run.num_threads)
-    cpu = run.device == "cpu" or not torch.cuda.is_available()
+    cpu = resolve_device(run.device).type == "cpu"
     accelerator = Accelerator(
         cpu=cpu,
         mixed_precision=resolve_precision(run.mixed_precision, on_gpu=not cpu),

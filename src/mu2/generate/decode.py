@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from mu2.device import synchronize
 from mu2.errors import Mu2Error
 from mu2.generate.settings import GenerationSettings
 
@@ -72,11 +73,6 @@ def plan_batches(frames: Sequence[torch.Tensor], batch_size: int) -> list[list[i
     ]
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 @torch.inference_mode()
 def decode(
     model: Any,
@@ -120,10 +116,10 @@ def decode(
             t0 = time.perf_counter()
             enc, batch = _encode(model, processor, [frames[i] for i in rows],
                                  [questions[i] for i in rows], dev, attribution)  # fmt: skip
-            _sync(dev)
+            synchronize(dev)
             t1 = time.perf_counter()
             new = _generate_from_encoding(model, enc, batch, **kw)
-            _sync(dev)
+            synchronize(dev)
             out.encode_seconds += t1 - t0
             out.generate_seconds += time.perf_counter() - t1
             new = new.cpu()

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 
+from mu2.device import resolve_device, synchronize
 from mu2.errors import Mu2Error
 from mu2.findings.catalogue import REGIONS, Finding
 from mu2.generate.coverage import heatmap_peaks, scan_coverage
@@ -60,25 +61,8 @@ def _torch_dtype(dtype: str | torch.dtype | None) -> torch.dtype | None:
     return value
 
 
-def _device(device: str | torch.device) -> torch.device:
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise Mu2Error(f"unknown device '{device}'", fix="use cpu or cuda (cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise Mu2Error(
-            "device 'cuda' asked for, but no CUDA GPU is available", fix="use --device cpu"
-        )
-    return dev
-
-
 def _first_line(err: BaseException, limit: int = 120) -> str:
     return (str(err).splitlines() or [""])[0][:limit]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 class ReportGenerator:
@@ -100,10 +84,10 @@ class ReportGenerator:
 
         model_dir = resolve_model_dir(model_dir)
         t0 = time.perf_counter()
-        if dtype is None and _device(device).type == "cuda":
+        if dtype is None and resolve_device(device).type == "cuda":
             dtype = "bfloat16"  # GPU default: half the memory traffic of float32 decoding
         kwargs = {"dtype": _torch_dtype(dtype)} if dtype is not None else {}
-        _device(device)  # a bad device fails before the (slow) load
+        resolve_device(device)  # a bad device fails before the (slow) load
         try:
             model = Mu2ForConditionalGeneration.from_pretrained(model_dir, **kwargs)
         except Mu2Error:
@@ -126,7 +110,7 @@ class ReportGenerator:
             ) from err
         self._setup(model, device, model_dir.name, model_dir)
         self.decode_options = decode_options or DecodeOptions()
-        _sync(self.device)
+        synchronize(self.device)
         self.load_seconds = time.perf_counter() - t0
         log.info("loaded %s in %.2f s", model_dir, self.load_seconds)
 
@@ -155,7 +139,7 @@ class ReportGenerator:
         from mu2.preprocess import prep_config
 
         self.model_dir = model_dir
-        self.device = _device(device)
+        self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
         processor = getattr(model, "processor", None)
         if processor is None:

@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from mu2.device import resolve_device
 from mu2.errors import Mu2Error
 from mu2.train.config import PrefsConfig
 
@@ -276,7 +277,7 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
     from mu2.metrics.green import make_judge
     from mu2.train.sft import load_sft_model
 
-    state = PartialState(cpu=cfg.device == "cpu" or not torch.cuda.is_available())
+    state = PartialState(cpu=resolve_device(cfg.device).type == "cpu")
     threads = torch.get_num_threads()
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mu2.device import resolve_device
 from mu2.errors import Mu2Error
 from mu2.metrics.green.prompt import GREEN_CHAT_TEMPLATE, judge_conversation, make_prompt
 from mu2.metrics.offline import hub_offline
@@ -95,7 +96,7 @@ class HFJudge:
             raise Mu2Error(
                 f"batch_size must be >= 1 and max_length >= 2, got {batch_size}, {max_length}"
             )
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         if dtype is None:
             dtype = "float16" if self.device.type == "cuda" else "float32"
         self.name = f"hf:{self.path.name}"
