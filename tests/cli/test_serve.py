@@ -68,7 +68,7 @@ def test_serve_starts_and_answers(serve_model_dir: Path, tmp_path: Path) -> None
     """The real console entry point: model loads, uvicorn listens, the page and API answer."""
     env = {**os.environ, "MU2_HOME": str(tmp_path)}
     cmd = [sys.executable, "-m", "mu2.cli.main", "serve", "--model", str(serve_model_dir)]
-    cmd += ["--port", "0", "--max-upload-mb", "5", "--set", "max_new_tokens=4"]
+    cmd += ["--port", "0", "--max-upload-mb", "5", "--set", "generation.max_new_tokens=4"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
     try:
         url, seen = None, []

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from mu2.generate.settings import GenerationSettings
 from mu2.web import create_app
 from mu2.web.settings import ServeSettings
 
@@ -28,7 +29,9 @@ def client(tmp_path_factory):
 
     model = tmp_path_factory.mktemp("web_corpus_model")
     build("tiny", preset="mu2", train_texts=TRAIN_TEXTS, seed=0).save_pretrained(model)
-    settings = ServeSettings(max_new_tokens=2, token="corpus-token-0123456789")
+    settings = ServeSettings(
+        generation=GenerationSettings(max_new_tokens=2), token="corpus-token-0123456789"
+    )
     app = create_app(generator=ReportGenerator(model), settings=settings)
     headers = {"X-Mu2-Token": app.state.token}
     with TestClient(app, base_url="http://127.0.0.1:8000", headers=headers) as c:

@@ -29,11 +29,8 @@ TRAIN_TEXTS = [
 # Short sampled answers: visible text, seconds per report on 2 CPU cores.
 TEST_TOKEN = "test-token-0123456789"
 # TestClient sends Host "testserver"; the token every POST must carry.
+TEST_GENERATION = {"max_new_tokens": 8, "min_new_tokens": 8, "do_sample": True, "seed": 0}
 TEST_SETTINGS = {
-    "max_new_tokens": 8,
-    "min_new_tokens": 8,
-    "do_sample": True,
-    "seed": 0,
     "token": TEST_TOKEN,
     "allowed_hosts": ["127.0.0.1", "localhost", "testserver"],
 }
@@ -62,7 +59,13 @@ def make_settings():
     """``make_settings(**overrides)`` -> ServeSettings for the tests (short sampled answers)."""
 
     def make(**overrides) -> ServeSettings:
-        return ServeSettings(**{**TEST_SETTINGS, **overrides})
+        """Generation fields (max_new_tokens, ...) go to ``generation``, the rest as given."""
+        from mu2.generate.settings import GenerationSettings
+
+        gen_keys = set(GenerationSettings.__dataclass_fields__)
+        gen = {**TEST_GENERATION, **{k: v for k, v in overrides.items() if k in gen_keys}}
+        rest = {k: v for k, v in overrides.items() if k not in gen_keys}
+        return ServeSettings(**{**TEST_SETTINGS, **rest}, generation=GenerationSettings(**gen))
 
     return make
 

@@ -21,9 +21,15 @@ def test_defaults_and_overrides(tmp_path: Path) -> None:
 
 def test_all_problems_in_one_error() -> None:
     with pytest.raises(Mu2Error) as err:
-        ServeSettings(max_upload_bytes=0, top_p=0.0, min_new_tokens=9, max_new_tokens=8)
+        ServeSettings(max_upload_bytes=0, max_queue=0)
     msg = str(err.value)
-    assert "max_upload_bytes" in msg and "top_p" in msg and "min_new_tokens" in msg
+    assert "max_upload_bytes" in msg and "max_queue" in msg
+    # the generation settings are mu2 report's own, validated by their class
+    with pytest.raises(Mu2Error) as err:
+        load_config(ServeSettings, None, ["generation.top_p=0", "generation.min_new_tokens=9",
+                                          "generation.max_new_tokens=8"])  # fmt: skip
+    msg = str(err.value)
+    assert "top_p" in msg and "min_new_tokens" in msg
 
 
 def test_unknown_key_is_a_user_error() -> None:

@@ -75,7 +75,7 @@ def register(app: typer.Typer) -> None:
         flags = {
             "max_upload_bytes": None if max_upload_mb is None else int(max_upload_mb * MIB),
             "device": device,
-            "max_new_tokens": max_new_tokens,
+            "generation.max_new_tokens": max_new_tokens,
             "max_memory_gb": max_memory_gb,
         }
         extra = [f"{k}={v}" for k, v in flags.items() if v is not None]

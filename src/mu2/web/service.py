@@ -7,6 +7,7 @@ the heat map), package the downloads and the viewer's volume. The routes in
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -182,12 +183,7 @@ class ReportService:
             question=opts["question"],
             region=opts["region"],
             heatmap=opts["heatmap"],
-            max_new_tokens=s.max_new_tokens,
-            min_new_tokens=s.min_new_tokens,
-            do_sample=s.do_sample,
-            temperature=s.temperature,
-            top_p=s.top_p,
-            seed=s.seed,
+            **dataclasses.asdict(s.generation),
             load_seconds=load_seconds,
             allow_non_ct=opts["allow_non_ct"],
             force=opts["force"],
@@ -286,13 +282,14 @@ class ReportService:
                 "max_unzip_ratio": self.settings.max_unzip_ratio,
             },
             "generation": {
-                "max_new_tokens": self.settings.max_new_tokens,
-                "do_sample": self.settings.do_sample,
+                "max_new_tokens": self.settings.generation.max_new_tokens,
+                "do_sample": self.settings.generation.do_sample,
                 **(
-                    {"temperature": self.settings.temperature, "top_p": self.settings.top_p}
-                    if self.settings.do_sample
+                    {"temperature": self.settings.generation.temperature,
+                     "top_p": self.settings.generation.top_p}
+                    if self.settings.generation.do_sample
                     else {}
-                ),
+                ),  # fmt: skip
             },
         }
 

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 
 from mu2.errors import Mu2Error
+from mu2.generate.settings import GenerationSettings
 
 MIB = 1024 * 1024
 DEFAULT_MAX_UPLOAD_BYTES = 1024 * MIB  # 1 GB: a large thin-slice CT series, zipped
@@ -21,7 +22,6 @@ DEFAULT_MAX_QUEUE = 64  # requests waiting for the model; more are answered 503
 DEFAULT_CACHE_SIZE = 16  # finished results kept for downloads (least recently used go)
 DEFAULT_CACHE_BYTES = 1024 * MIB  # and at most this much memory for them
 DEFAULT_PREVIEW_MAX_DIM = 256  # voxels per axis of the volume the page draws
-DEFAULT_MAX_NEW_TOKENS = 256  # as `mu2 report`
 # A zipped series may unpack to at most this many times the upload's size (DICOM deflates
 # 2-5x), and to at most max_unzipped_bytes summed over all requests unpacking at once.
 DEFAULT_MAX_UNZIP_RATIO = 8.0
@@ -63,18 +63,10 @@ class ServeSettings:
     """Memory cap of the kept results (heat-map NIfTI and the viewer's volumes)."""
     preview_max_dim: int = DEFAULT_PREVIEW_MAX_DIM
     """The page draws the CT subsampled to at most this many voxels per axis."""
-    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
-    """Longest answer per question, in tokens."""
-    min_new_tokens: int = 0
-    """Force at least this many tokens (demos of an untrained model, which may stop at once)."""
-    do_sample: bool = False
-    """Nucleus sampling instead of greedy decoding (as `mu2 report --sample`)."""
-    temperature: float = 1.0
-    """With do_sample."""
-    top_p: float = 1.0
-    """With do_sample."""
-    seed: int = 0
-    """With do_sample: every request uses this seed, so one scan always gets one report."""
+    generation: GenerationSettings = field(default_factory=GenerationSettings)
+    """How answers are decoded, as `mu2 report` does (``generation.max_new_tokens=64``,
+    ``generation.do_sample=true``); with sampling every request uses ``generation.seed``, so
+    one scan always gets one report."""
     heatmap: bool = True
     """Compute the question-to-CT heat map (the overlay and the NIfTI download)."""
     max_memory_gb: float = field(default_factory=default_max_memory_gb)
@@ -108,24 +100,15 @@ class ServeSettings:
             "cache_size",
             "cache_bytes",
             "preview_max_dim",
-            "max_new_tokens",
             "max_headers",
             "max_header_bytes",
         ):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
-            problems.append(
-                f"min_new_tokens must lie in [0, max_new_tokens], got {self.min_new_tokens}"
-            )
         for name in ("max_memory_gb", "max_unzip_ratio", "header_timeout_s"):
             if float(getattr(self, name)) <= 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
         if self.token is not None and len(self.token) < 8:
             problems.append("token must be at least 8 characters (or null for a random one)")
-        if self.temperature <= 0:
-            problems.append(f"temperature must be > 0, got {self.temperature}")
-        if not 0 < self.top_p <= 1:
-            problems.append(f"top_p must lie in (0, 1], got {self.top_p}")
         if problems:
             raise Mu2Error("invalid serve settings: " + "; ".join(problems))
