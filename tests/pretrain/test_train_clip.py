@@ -48,7 +48,9 @@ def _app() -> typer.Typer:
         """mu2 (test app)."""
 
     train = typer.Typer()
-    add_clip_command(train)
+    from mu2.cli.train import load_stage_config
+
+    add_clip_command(train, load_stage_config)
     app.add_typer(train, name="train")
     return app
 
