@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import textwrap
 import time
 import warnings
 from pathlib import Path
@@ -258,29 +257,11 @@ def _write_outputs(
     fhir: Path | None,
     patient: str | None,
 ) -> dict[str, str]:
-    from mu2.generate.fhir import to_fhir
-    from mu2.generate.heatmap import save_heatmap_nifti, save_heatmap_png
+    from mu2.generate.outputs import write_outputs
 
-    outputs: dict[str, str] = {}
-    if (heatmap is not None or heatmap_nifti is not None) and result.heatmap is None:
-        raise Mu2Error(
-            f"model {result.model_id} gives no question-to-CT attribution",
-            fix="drop --heatmap/--heatmap-nifti or use a mu2-preset model",
-        )
-    if heatmap_nifti is not None:
-        outputs["heatmap_nifti"] = str(save_heatmap_nifti(volume, result.heatmap, heatmap_nifti))
-    if heatmap is not None:
-        parts = ["; ".join(s.question for s in result.sections), result.model_note]
-        lines = [*parts, *result.warnings]
-        title = "\n".join(textwrap.fill(p, 130, break_on_hyphens=False) for p in lines)
-        outputs["heatmap_png"] = str(
-            save_heatmap_png(volume.array, result.heatmap, volume.spacing, heatmap, title=title)
-        )
-    if fhir is not None:
-        fhir.parent.mkdir(parents=True, exist_ok=True)
-        fhir.write_text(json.dumps(to_fhir(result, patient_ref=patient), indent=2) + "\n")
-        outputs["fhir"] = str(fhir)
-    return outputs
+    written = write_outputs(result, volume, fhir_path=fhir, heatmap_png=heatmap,
+                            heatmap_nifti=heatmap_nifti, patient_ref=patient)  # fmt: skip
+    return {k: v for k, v in written.items()}
 
 
 def _run_batch(job: Any, num_processes: int) -> None:

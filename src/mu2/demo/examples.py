@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,42 +72,27 @@ def write_example(
     generator: Any, case: ExampleCase, out_dir: Path, max_new_tokens: int
 ) -> dict[str, str]:
     """Report, heat map (PNG + NIfTI), FHIR and JSON for one scan into ``out_dir``."""
-    from mu2.generate.fhir import to_fhir
-    from mu2.generate.heatmap import save_heatmap_nifti, save_heatmap_png
+    from mu2.generate.outputs import write_outputs
     from mu2.io import load_ct
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     volume = load_ct(case.image)
     result = generator.report(volume, heatmap=True, max_new_tokens=max_new_tokens)
-    files = {
-        "report_path": str(out_dir / "report.txt"),
-        "json_path": str(out_dir / "report.json"),
-        "fhir_path": str(out_dir / "fhir.json"),
-    }
-    # the model card's note and the warnings travel with every output, as in `mu2 report`
-    notices = [f"note: {result.model_note}", *(f"warning: {w}" for w in result.warnings)]
-    Path(files["report_path"]).write_text(result.report + "\n\n" + "\n".join(notices) + "\n")
-    doc = {"scan": str(case.image), **result.to_dict()}
-    if case.reference is not None:
-        doc["reference_by_region"] = case.reference
-        doc["ground_truth_findings"] = case.findings
-    Path(files["json_path"]).write_text(json.dumps(doc, indent=2) + "\n")
-    Path(files["fhir_path"]).write_text(
-        json.dumps(to_fhir(result, report_id=f"mu2-{case.name}"), indent=2) + "\n"
+    extra = (
+        {"reference_by_region": case.reference, "ground_truth_findings": case.findings}
+        if case.reference is not None
+        else None
     )
-    if result.heatmap is not None:
-        lines = [f"{case.name}: " + "; ".join(s.question for s in result.sections)]
-        lines += [result.model_note, *result.warnings]
-        title = "\n".join(textwrap.fill(x, 130, break_on_hyphens=False) for x in lines)
-        files["heatmap_png_path"] = str(
-            save_heatmap_png(
-                volume.array, result.heatmap, volume.spacing, out_dir / "heatmap.png", title=title
-            )
-        )
-        files["heatmap_nifti_path"] = str(
-            save_heatmap_nifti(volume, result.heatmap, out_dir / "heatmap.nii.gz")
-        )
-    return files
+    heat = result.heatmap is not None
+    written = write_outputs(
+        result, volume, scan=case.image, extra=extra, report_id=f"mu2-{case.name}",
+        json_path=out_dir / "report.json", text_path=out_dir / "report.txt",
+        fhir_path=out_dir / "fhir.json", title_prefix=f"{case.name}: ",
+        heatmap_png=out_dir / "heatmap.png" if heat else None,
+        heatmap_nifti=out_dir / "heatmap.nii.gz" if heat else None,
+    )  # fmt: skip
+    names = {"text": "report_path", "json": "json_path", "fhir": "fhir_path",
+             "heatmap_png": "heatmap_png_path", "heatmap_nifti": "heatmap_nifti_path"}  # fmt: skip
+    return {names[k]: v for k, v in written.items()}
 
 
 def write_examples(

@@ -235,7 +235,8 @@ def _finish(
         log.debug("report failed for %s: %s", scan, outcome)
         result.failed.append((scan, _message(outcome)))
         return
+    from mu2.generate.outputs import write_outputs
+
     target = out / f"{name}.json"
-    doc = {"scan": str(scan), **outcome.to_dict()}
-    target.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    write_outputs(outcome, None, json_path=target, scan=scan)
     result.written.append((scan, target))

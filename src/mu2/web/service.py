@@ -8,6 +8,7 @@ the heat map), package the downloads and the viewer's volume. The routes in
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import threading
 import time
@@ -164,8 +165,8 @@ class ReportService:
 
         The header is costed against ``max_memory_gb`` before any voxel is read.
         """
-        from mu2.generate.fhir import describe_finding, to_fhir
-        from mu2.generate.heatmap import save_heatmap_nifti
+        from mu2.generate.fhir import describe_finding
+        from mu2.generate.outputs import write_outputs
         from mu2.io import load_ct
 
         s = self.settings
@@ -194,12 +195,12 @@ class ReportService:
         ]
         result.warnings = [_hide_paths(str(w), upload) for w in result.warnings]
         _stop_if(cancel, upload)
-        heat_nifti = None
-        if result.heatmap is not None:
-            path = save_heatmap_nifti(volume, result.heatmap, upload.workdir / "heatmap.nii.gz")
-            heat_nifti = path.read_bytes()
+        heat = upload.workdir / "heatmap.nii.gz" if result.heatmap is not None else None
+        fhir_path = upload.workdir / "fhir.json"
+        write_outputs(result, volume, fhir_path=fhir_path, heatmap_nifti=heat, report_id=rid)
+        heat_nifti = heat.read_bytes() if heat is not None else None
+        fhir = json.loads(fhir_path.read_text())
         preview = volume_preview(volume.array, volume.spacing, result.heatmap, s.preview_max_dim)
-        fhir = to_fhir(result, report_id=rid)
         doc = result.to_dict()
         doc["findings"] = [
             {**d, "description": describe_finding(f)}
