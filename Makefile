@@ -36,6 +36,7 @@ demo: venv
 
 test: dev
 	$(BIN)/ruff check src tests
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # Slow tests are kept out of `make test`; CI runs them too (see .ci/run).

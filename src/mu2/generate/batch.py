@@ -28,9 +28,9 @@ FAILURES_FILE = "failures.json"
 
 
 class _Reporter(Protocol):
-    def prepare_case(self, scan: Any, **kwargs: Any) -> Any: ...
+    def prepare_case(self, scan: Any, *args: Any, **kwargs: Any) -> Any: ...
 
-    def report_cases(self, cases: Any, settings: Any, heatmap: bool = False) -> list: ...
+    def report_cases(self, cases: Any, settings: Any = None, heatmap: bool = False) -> list: ...
 
 
 @dataclass
@@ -148,8 +148,8 @@ def run_batch(
             f"batch size must be >= 1 and workers >= 0 (got {batch_size}, {workers})",
             fix="e.g. --batch-size 8 --workers 2",
         )
-    scans = [Path(s) for s in scans]
-    names = list(names) if names is not None else _unique_names(scans)
+    paths = [Path(s) for s in scans]
+    names = list(names) if names is not None else _unique_names(paths)
     prep_keys = ("question", "region", "allow_non_ct", "force")
     prep_kw = {k: v for k, v in report_kwargs.items() if k in prep_keys}
     heatmap = bool(report_kwargs.pop("heatmap", False))
@@ -157,25 +157,25 @@ def run_batch(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result = BatchResult()
-    bar = tqdm(total=len(scans), desc="report", unit="scan", disable=not progress)
+    bar = tqdm(total=len(paths), desc="report", unit="scan", disable=not progress)
     pool = ThreadPoolExecutor(max_workers=workers) if workers else None
     ahead = batch_size * 2  # prepared scans kept in flight: the next batch is ready in time
 
     def submit(i: int) -> Future[Any]:
         if pool is not None:
-            return pool.submit(_prepare_or_error, generator, scans[i], prep_kw)
+            return pool.submit(_prepare_or_error, generator, paths[i], prep_kw)
         done: Future[Any] = Future()
-        done.set_result(_prepare_or_error(generator, scans[i], prep_kw))
+        done.set_result(_prepare_or_error(generator, paths[i], prep_kw))
         return done
 
-    pending = {i: submit(i) for i in range(min(ahead, len(scans)))}
+    pending = {i: submit(i) for i in range(min(ahead, len(paths)))}
     try:
-        for start in range(0, len(scans), batch_size):
-            idx = list(range(start, min(start + batch_size, len(scans))))
+        for start in range(0, len(paths), batch_size):
+            idx = list(range(start, min(start + batch_size, len(paths))))
             cases = []
             for i in idx:
                 cases.append(pending.pop(i).result())
-                if i + ahead < len(scans):
+                if i + ahead < len(paths):
                     pending[i + ahead] = submit(i + ahead)
             good = [(i, c) for i, c in zip(idx, cases, strict=True)
                     if not isinstance(c, BaseException)]  # fmt: skip
@@ -183,7 +183,7 @@ def run_batch(
             by_index = dict(zip([i for i, _ in good], reports, strict=True))
             for i, case in zip(idx, cases, strict=True):
                 outcome = case if isinstance(case, BaseException) else by_index[i]
-                _finish(result, out, scans[i], names[i], outcome, on_result)
+                _finish(result, out, paths[i], names[i], outcome, on_result)
             bar.update(len(idx))
     finally:
         if pool is not None:

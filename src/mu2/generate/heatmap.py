@@ -60,7 +60,7 @@ def frames_to_input(heat_frames: torch.Tensor, prepared: Any) -> np.ndarray:
     return normalise_heat(heat)
 
 
-def attribution_to_input(attribution: torch.Tensor, prepared: Any) -> np.ndarray:
+def attribution_to_input(attribution: Sequence[torch.Tensor], prepared: Any) -> np.ndarray:
     """Per-question patch relevance (B, T, gz, gy, gx) -> one heat map (X, Y, Z) in [0, 1].
 
     Everything up to the last step runs on the prepared frame grid (T, K, H, W), a few MB:

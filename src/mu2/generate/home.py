@@ -8,6 +8,7 @@ the user typing a path.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from mu2.errors import Mu2Error
@@ -19,10 +20,9 @@ DEMO_MODEL_NAME = "demo"
 MODEL_CONFIG_FILE = "config.json"
 
 
-def mu2_home(env: dict[str, str] | None = None) -> Path:
+def mu2_home(env: Mapping[str, str] | None = None) -> Path:
     """The mu2 data folder: ``$MU2_HOME`` when set, else ``~/.cache/mu2``."""
-    env = os.environ if env is None else env
-    value = env.get(HOME_ENV, "").strip()
+    value = (os.environ if env is None else env).get(HOME_ENV, "").strip()
     return Path(value).expanduser() if value else DEFAULT_HOME.expanduser()
 
 

@@ -75,8 +75,8 @@ def write_outputs(
         Path(text_path).write_text(report_text(result), encoding="utf-8")
         written["text"] = str(text_path)
     if fhir_path is not None:
-        ids = {"report_id": report_id} if report_id else {}
-        fhir = to_fhir(result, patient_ref=patient_ref, **ids)
+        fhir = (to_fhir(result, patient_ref=patient_ref, report_id=report_id) if report_id
+                else to_fhir(result, patient_ref=patient_ref))  # fmt: skip
         Path(fhir_path).write_text(json.dumps(fhir, indent=2) + "\n", encoding="utf-8")
         written["fhir"] = str(fhir_path)
     if heatmap_nifti is not None:

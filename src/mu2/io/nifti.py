@@ -73,7 +73,7 @@ def read_nifti(
     """
     where = str(path)
     try:
-        img = nib.load(where, keep_file_open=True)  # reads the header; one handle for slabs
+        img: Any = nib.load(where, keep_file_open=True)  # reads the header; one handle for slabs
     except (ImageFileError, gzip.BadGzipFile):
         with open(where, "rb") as fh:
             is_gzip = fh.read(2) == b"\x1f\x8b"

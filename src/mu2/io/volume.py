@@ -89,7 +89,7 @@ def orientation_code(affine: np.ndarray) -> str:
 def load_label_mask(path: str | Path, label_ids: Sequence[int]) -> np.ndarray:
     """Label-map file -> bool mask of ``label_ids`` on the canonical RAS grid (load_ct's), so
     it lines up with the scan it was written with (heat-map scoring, grounding)."""
-    img = nib.load(str(path))
+    img: Any = nib.load(str(path))  # a Nifti1Image (nibabel types it as FileBasedImage)
     hit = np.isin(np.asarray(img.dataobj), list(label_ids)).astype(np.float32)
     return canonical_volume(hit, img.affine, {"path": str(path)}).array > 0.5
 

@@ -48,7 +48,7 @@ def lora_config(settings: dict, base: str | None = None):
 
     return LoraConfig(
         r=int(settings["r"]),
-        lora_alpha=float(settings["alpha"]),
+        lora_alpha=float(settings["alpha"]),  # type: ignore[arg-type]  # peft types it int
         lora_dropout=float(settings.get("dropout", 0.0)),
         target_modules=target_regex(list(settings["target_modules"])),
         base_model_name_or_path=base,
@@ -101,7 +101,7 @@ def inject_lora(llm: nn.Module, settings: dict) -> None:
 
     cfg = LoraConfig(
         r=int(settings["r"]),
-        lora_alpha=float(settings["alpha"]),
+        lora_alpha=float(settings["alpha"]),  # type: ignore[arg-type]  # peft types it int
         target_modules=list(settings.get("target_modules") or LORA_DEFAULT_TARGETS),
         lora_dropout=float(settings.get("dropout", 0.0)),
     )

@@ -53,7 +53,7 @@ class Mu2ForConditionalGeneration(PreTrainedModel, GenerationMixin):
         super().__init__(config)
         vision = config.vision()
         self.vision_tower = VisionTower(vision)
-        width = config.text_config.hidden_size
+        width = config.text_config.hidden_size  # type: ignore[union-attr]  # set by Mu2Config
         self.projector = SpatialPoolingProjector(
             vision.hidden_size, width, vision.grid, config.projector_pool
         )
@@ -101,7 +101,7 @@ class Mu2ForConditionalGeneration(PreTrainedModel, GenerationMixin):
 
     @property
     def num_image_tokens(self) -> int:
-        return self.visual_tokenizer.num_output_tokens
+        return int(self.visual_tokenizer.num_output_tokens)  # type: ignore[arg-type]
 
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
         """Weights (safetensors), config with ``auto_map``, generation_config.json, the
@@ -222,7 +222,7 @@ class Mu2ForConditionalGeneration(PreTrainedModel, GenerationMixin):
         if frame_mask is None:
             frame_mask = torch.ones(b, t, dtype=torch.bool, device=pixel_values.device)
         frame_mask = frame_mask.to(pixel_values.device).bool()
-        dtype = self.projector.mlp[0].weight.dtype
+        dtype: torch.dtype = self.projector.mlp[0].weight.dtype  # type: ignore[assignment]
         real = frame_mask.reshape(-1).nonzero().squeeze(1)  # (F,) indices of real frames
         if patches is None:  # with patches, pixel_values only gives the shape
             frames = pixel_values.reshape(b * t, 1, k, h, w)[real].to(dtype)  # (F, 1, K, H, W)
@@ -347,7 +347,7 @@ class Mu2ForConditionalGeneration(PreTrainedModel, GenerationMixin):
         # when both a config and loose settings reach generate).
         config = copy.deepcopy(generate_kwargs.pop("generation_config", None) or self.generation_config)
         rest = config.update(**generate_kwargs)
-        return self.language_model.generate(
+        return self.language_model.generate(  # type: ignore[operator]
             inputs_embeds=embeds, attention_mask=attention_mask, generation_config=config, **rest
         )
 

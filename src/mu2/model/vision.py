@@ -73,8 +73,9 @@ class VisionConfig:
     float error, 2-3x faster forward + backward of the tiny tower on CPU (BENCHMARKS.md)."""
 
     def __post_init__(self) -> None:
-        self.img_size = tuple(int(v) for v in self.img_size)
-        self.patch_size = tuple(int(v) for v in self.patch_size)
+        iz, iy, ix = (int(v) for v in self.img_size)
+        pz, py, px = (int(v) for v in self.patch_size)
+        self.img_size, self.patch_size = (iz, iy, ix), (pz, py, px)
         bad = [
             f"{i}/{p}"
             for i, p in zip(self.img_size, self.patch_size, strict=True)
@@ -92,7 +93,8 @@ class VisionConfig:
     @property
     def grid(self) -> tuple[int, int, int]:
         """(gz, gy, gx) patch grid of one frame."""
-        return tuple(i // p for i, p in zip(self.img_size, self.patch_size, strict=True))
+        (iz, iy, ix), (pz, py, px) = self.img_size, self.patch_size
+        return iz // pz, iy // py, ix // px
 
 
 class VisionTower(nn.Module):
@@ -114,7 +116,7 @@ class VisionTower(nn.Module):
             dropout_rate=config.dropout,
         )
         for block in self.vit.blocks:
-            block.attn.use_flash_attention = bool(config.sdpa)
+            block.attn.use_flash_attention = bool(config.sdpa)  # type: ignore[union-attr]
         self.freeze_unused()
         self.gradient_checkpointing = False  # set by PreTrainedModel.gradient_checkpointing_enable
 

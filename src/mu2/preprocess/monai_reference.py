@@ -8,6 +8,7 @@ MONAI is imported inside the function: importing it costs seconds, and nothing e
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
@@ -36,11 +37,11 @@ def monai_prepare(volume: CTVolume, cfg: PrepConfig) -> torch.Tensor:
 
     if cfg.scaling == "percentile":
         lower, upper = cfg.percentiles
-        scale = ScaleIntensityRangePercentiles(lower, upper, b_min=0.0, b_max=1.0, clip=True)
+        scale: Any = ScaleIntensityRangePercentiles(lower, upper, b_min=0.0, b_max=1.0, clip=True)
     else:
         lo, hi = cfg.window_hu if cfg.scaling == "window" else cfg.clip_hu
         scale = ScaleIntensityRange(a_min=lo, a_max=hi, b_min=0.0, b_max=1.0, clip=True)
-    first = [scale]
+    first: list[Any] = [scale]
     if cfg.crop_foreground:
         first.append(CropForeground(margin=0))  # select_fn: value > 0 after scaling
     # (X, Y, Z) -> (1, X, Y, Z) channel first

@@ -105,12 +105,13 @@ def _plan_mapping(
     """(X, Y, Z) HU float32 array -> mapping and HU range (the array is converted once)."""
     lo, hi = hu_range(arr, cfg)
     box = foreground_box(arr, lo) if cfg.crop_foreground else tuple((0, n) for n in arr.shape)
-    resized, n_frames = plan(tuple(b - a for a, b in box), cfg, spacing)
+    (z0, z1), (y0, y1), (x0, x1) = box
+    resized, n_frames = plan((z1 - z0, y1 - y0, x1 - x0), cfg, spacing)
     d, h, w = resized
     total = n_frames * cfg.frame_slices
     offset = ((total - d) // 2, (cfg.size - h) // 2, (cfg.size - w) // 2)  # centred padding
     mapping = PrepMapping(
-        input_shape=tuple(int(n) for n in arr.shape),
+        input_shape=(int(arr.shape[0]), int(arr.shape[1]), int(arr.shape[2])),
         crop=box,  # type: ignore[arg-type]
         resized=resized,
         offset=offset,
