@@ -13,6 +13,7 @@ class Mu2Error(Exception):
 
     def __init__(self, message: str, *, path: str | None = None, fix: str | None = None):
         self.path = path
+        self.message = message
         self.fix = fix
         parts = [f"{path}: {message}" if path else message]
         if fix:

@@ -76,7 +76,7 @@ def test_missing_model_tells_how_to_fix(
         (["SCAN", "--heatmap-nifti", "h.png"], "--heatmap-nifti must end in .nii"),
         (["--input-list", "x.txt"], "--input-list needs --out"),
         (["SCAN", "--sample", "--top-p", "1.5"], "top_p must lie in (0, 1]"),
-        (["SCAN", "--question", "  "], "--question is empty"),
+        (["SCAN", "--question", "  "], "empty --question"),
         (["SCAN", "--question", "Any cyst?", "--region", "all"], "--region all"),
         (["SCAN", "--kv-cache", "paged"], "unknown KV cache 'paged'"),
         (["--input-list", "x.txt", "--out", "o", "--batch-size", "0"], "--batch-size must be"),

@@ -39,10 +39,12 @@ def _check_options(opts: dict[str, Any]) -> None:
                 problems.append(f"--{flag.replace('_', '-')} writes one file: use it with one SCAN")
     elif opts["out"] is not None:
         problems.append("--out is for --input-list; with one SCAN use --json or the file options")
-    if opts["question"] is not None and not opts["question"].strip():
-        problems.append("--question is empty")
-    if opts["question"] is not None and opts["region"] == "all":
-        problems.append("--question and --region all ask different things (drop one)")
+    try:
+        from mu2.generate.scope import check_ask
+
+        check_ask(opts["question"], opts["region"])
+    except Mu2Error as err:
+        problems.append(err.message)
     if not opts["sample"]:
         for flag in ("temperature", "top_p"):
             if opts[flag] is not None:
@@ -188,13 +190,8 @@ def register(app: typer.Typer) -> None:
         opts = dict(locals())
         _check_options(opts)
         from mu2.generate.home import resolve_model_dir
-        from mu2.generate.pipeline import REGION_CHOICES
         from mu2.generate.shard import BatchJob
 
-        if region is not None and region not in REGION_CHOICES:
-            raise Mu2Error(
-                f"unknown --region '{region}'", fix=f"choose one of {', '.join(REGION_CHOICES)}"
-            )
         model_dir = resolve_model_dir(model)
         gen = {
             "question": question,

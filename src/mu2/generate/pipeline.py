@@ -23,20 +23,24 @@ from safetensors import SafetensorError
 
 from mu2.device import resolve_device, synchronize
 from mu2.errors import Mu2Error
-from mu2.findings.catalogue import REGIONS, Finding
+from mu2.findings.catalogue import Finding
 from mu2.generate.coverage import heatmap_peaks, scan_coverage
 from mu2.generate.decode import DecodeOptions, decode
 from mu2.generate.heatmap import attribution_to_input
 from mu2.generate.home import resolve_model_dir
 from mu2.generate.regions import default_question
 from mu2.generate.result import ReportResult, Section
-from mu2.generate.scope import out_of_view_notes, plan_regions, tidy_findings
+from mu2.generate.scope import (
+    check_ask,
+    out_of_view_notes,
+    plan_regions,
+    tidy_findings,
+)
 from mu2.generate.settings import DEFAULT_MAX_NEW_TOKENS, GenerationSettings
 from mu2.io.content import check_ct_content
 
 log = logging.getLogger(__name__)
 
-REGION_CHOICES: tuple[str, ...] = (*REGIONS, "all")
 
 
 @dataclass
@@ -166,21 +170,9 @@ class ReportGenerator:
         """Which questions to ask: the user's, or one per region that the scan covers and
         the model card lists (see :mod:`mu2.generate.scope`); plan warnings go to
         ``warnings``."""
-        if region is not None and region not in REGION_CHOICES:
-            raise Mu2Error(
-                f"unknown region '{region}'", fix=f"choose one of {', '.join(REGION_CHOICES)}"
-            )
+        question, region = check_ask(question, region)
         if question is not None:
-            if not question.strip():
-                raise Mu2Error(
-                    "empty --question", fix="ask e.g. 'Is there a renal cyst in this CT?'"
-                )
-            if region == "all":
-                raise Mu2Error(
-                    "--question and --region all ask different things",
-                    fix="drop --question for one answer per region, or drop --region",
-                )
-            return [Section(question=question.strip(), text="", region=region)]
+            return [Section(question=question, text="", region=region)]
         covered = scan_coverage(volume).regions
         try:
             plan = plan_regions(region, covered, self.card.regions, force)

@@ -21,6 +21,30 @@ from typing import Any
 from mu2.errors import Mu2Error
 from mu2.findings.catalogue import FINDING_KINDS, ORGANS, REGIONS, Finding
 
+REGION_CHOICES: tuple[str, ...] = (*REGIONS, "all")
+
+
+def check_ask(question: str | None, region: str | None) -> tuple[str | None, str | None]:
+    """The one check of what a report is asked (CLI, web service, library): a known region
+    or None (automatic), a question that is not blank, not a question with region 'all'.
+    Returns the question stripped and the region as given; the messages name the CLI's
+    options (the web service rewords them for its form fields)."""
+    if region is not None and region not in REGION_CHOICES:
+        raise Mu2Error(
+            f"unknown --region '{region}'", fix=f"choose one of {', '.join(REGION_CHOICES)}"
+        )
+    if question is not None:
+        if not question.strip():
+            raise Mu2Error("empty --question", fix="ask e.g. 'Is there a renal cyst in this CT?'")
+        if region == "all":
+            raise Mu2Error(
+                "--question and --region all ask different things",
+                fix="drop --question for one answer per region, or drop --region",
+            )
+        question = question.strip()
+    return question, region
+
+
 FORCE_FIX = "add --force to ask anyway (the output then says so)"
 # Regions that share organs at their border (lung bases on an abdominal CT, the lower
 # abdomen in a pelvic one): a finding of one may be stated in the other's section. A

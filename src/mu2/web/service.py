@@ -49,6 +49,11 @@ def _hide_paths(message: str, upload: Upload) -> str:
 # The CLI phrase -> the form field (and page box) that does the same. Longest phrases
 # first, so a flag inside a longer phrase is not rewritten twice.
 API_HINTS: tuple[tuple[str, str], ...] = (
+    ("--question and --region all ask different things",
+     "a question and region 'all' ask different things"),
+    ("drop --question for one answer per region, or drop --region",
+     "leave the question empty for one answer per region, or choose one region"),
+    ("unknown --region", "unknown region"),
     ("raise the cap (--max-voxels)", "send a cropped or resampled scan"),
     ("lower the cap (--max-voxels) to refuse such files early", "send a smaller scan"),
     ("name a region with --region R --force", "name a region and send force=true"),
@@ -99,24 +104,16 @@ class ReportService:
     # -- request options ------------------------------------------------------------------
     def options(self, fields: dict[str, str]) -> dict[str, Any]:
         """Form fields -> report options; 422 for a region or flag mu2 does not know."""
-        from mu2.generate.pipeline import REGION_CHOICES
+        from mu2.generate.scope import check_ask
 
         question = (fields.get("question") or "").strip() or None
         region = (fields.get("region") or "").strip().lower() or None
         if region == AUTO_REGION:
             region = None
-        if region is not None and region not in REGION_CHOICES:
-            raise UploadRejected(
-                422,
-                f"unknown region '{region}'",
-                fix=f"choose {AUTO_REGION}, {', '.join(REGION_CHOICES)}",
-            )
-        if question is not None and region == "all":
-            raise UploadRejected(
-                422,
-                "a question and region 'all' ask different things",
-                fix="leave the question empty for one answer per region, or choose one region",
-            )
+        try:
+            question, region = check_ask(question, region)
+        except Mu2Error as err:  # the same check as mu2 report, worded for the form
+            raise UploadRejected(422, api_hint(err.message), fix=api_hint(err.fix or "")) from None
         flags = {}
         for name in ("heatmap", "force", "allow_non_ct"):
             flag = (fields.get(name) or "").strip().lower()
@@ -247,7 +244,7 @@ class ReportService:
     # -- describing the service -----------------------------------------------------------
     def model_info(self) -> dict[str, Any]:
         """What model runs, with which tokenizer, and how findings are judged (offline)."""
-        from mu2.generate.pipeline import REGION_CHOICES
+        from mu2.generate.scope import REGION_CHOICES
         from mu2.metrics.green.backends import RULES_LABEL
 
         g = self.generator
