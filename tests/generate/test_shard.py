@@ -100,4 +100,5 @@ def test_torchrun_ranks_shard_and_rank0_merges(
     assert "wrote 4 report(s)" in proc.stdout, proc.stderr[-2000:]
     assert proc.stdout.count("wrote") == 1  # only rank 0 prints the merged summary
     assert "2 scan(s) failed" in proc.stderr
-    assert len(list(out.glob("*.json"))) == 4
+    assert len([p for p in out.glob("*.json") if p.name != "failures.json"]) == 4
+    assert len(json.loads((out / "failures.json").read_text())) == 2  # written once, merged
