@@ -144,8 +144,8 @@ def barrier(shard: Shard) -> None:
 def run_job(job: BatchJob, shard: Shard, progress: bool = True) -> BatchResult | None:
     """This process's shard of ``job``; the merged result where this process merges (the
     only process, or rank 0 of a launcher), else None."""
-    from mu2.generate.decode import DecodeOptions
     from mu2.findings.catalogue import REGIONS
+    from mu2.generate.decode import DecodeOptions
     from mu2.generate.pipeline import ReportGenerator
 
     scans = read_input_list(job.input_list)
