@@ -78,6 +78,14 @@ class Recipe:
         """Validation scalars (every process calls it); sample reports go to the logger."""
         return {}
 
+    def batch_sampler(self, n: int) -> Any | None:
+        """A stage's own batches of case indices (with ``set_epoch``); None: shuffled epochs."""
+        return None
+
+    def optimizer_for(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        """AdamW over the trainable parameters (no weight decay on biases and norms)."""
+        return build_optimizer(model, self.cfg.optim)
+
     def summary_extra(self) -> dict[str, Any]:
         """Stage-specific entries of ``training_summary.json``."""
         return {}
@@ -109,15 +117,25 @@ class Recipe:
         self.accelerator = acc = make_accelerator(run)
         self.is_main = acc.is_main_process
         model, train_ds, collate = self.build()
-        self.sampler = EpochSampler(len(train_ds), seed=run.seed)
-        loader = DataLoader(
-            train_ds,
-            batch_size=run.batch_size,
-            sampler=self.sampler,
-            collate_fn=collate,
-            num_workers=self.cfg.data.num_workers,
-        )
-        optimizer = build_optimizer(model, self.cfg.optim)
+        batches = self.batch_sampler(len(train_ds))
+        if batches is None:  # epochs over the cases, shuffled per (seed, epoch)
+            self.sampler = EpochSampler(len(train_ds), seed=run.seed)
+            loader = DataLoader(
+                train_ds,
+                batch_size=run.batch_size,
+                sampler=self.sampler,
+                collate_fn=collate,
+                num_workers=self.cfg.data.num_workers,
+            )
+        else:
+            self.sampler = batches
+            loader = DataLoader(
+                train_ds,
+                batch_sampler=batches,
+                collate_fn=collate,
+                num_workers=self.cfg.data.num_workers,
+            )
+        optimizer = self.optimizer_for(model)
         # Per-process micro-batches per epoch as accelerate will shard them (even_batches).
         per_process = math.ceil(math.ceil(len(train_ds) / run.batch_size) / acc.num_processes)
         self.steps_per_epoch = math.ceil(per_process / run.grad_accum)

@@ -325,6 +325,8 @@ class LMConfig(RunOptions):
         if self.fill not in FILLS:
             problems.append(f"fill={self.fill!r} (choose one of {list(FILLS)})")
         problems += self._check_run()
+        if self.max_steps is None:
+            problems.append("max_steps must be set (the stage draws that many random batches)")
         if self.model.llm_path is not None:
             problems.append("model.llm_path is set: a pretrained LLM needs no text pretraining")
         if problems:

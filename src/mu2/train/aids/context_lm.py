@@ -92,6 +92,27 @@ class TextRows(torch.utils.data.Dataset):
         return self.rows[item.index if isinstance(item, Draw) else int(item)]
 
 
+class RandomBatches:
+    """``steps`` batches of ``size`` distinct row indices, each drawn by ``random.sample``
+    from one ``random.Random(seed)`` (rows may come back in later batches): the LM stage's
+    sampling since it was a loop of its own, kept so the demo's numbers stay where they
+    were. Deterministic from the seed, so a resumed run skips to the same batches."""
+
+    def __init__(self, n: int, size: int, steps: int, seed: int):
+        self.n, self.size, self.steps, self.seed = n, min(size, n), steps, seed
+
+    def set_epoch(self, epoch: int) -> None:
+        """One pass over ``steps`` batches is the whole run: nothing to reshuffle."""
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self):
+        rng = random.Random(self.seed)
+        for _ in range(self.steps):
+            yield rng.sample(range(self.n), self.size)
+
+
 class LMCollator:
     """Text rows -> the SFT prompt tensors, with the findings written into the image block.
 
@@ -155,7 +176,21 @@ class LMRecipe(Recipe):
         self.processor = model.processor
         coder = FindingsCoder(rows)
         self.directions = coder.directions(model.language_model.config.hidden_size)  # (K, E)
+        # the code's mixing weights and noise, one generator over the whole run
+        self.noise = torch.Generator().manual_seed(cfg.seed)
         return model, TextRows(rows), LMCollator(self.processor, cfg, rows, coder)
+
+    def batch_sampler(self, n: int) -> RandomBatches:
+        assert self.cfg.max_steps is not None  # LMConfig always sets it
+        return RandomBatches(n, self.cfg.batch_size, self.cfg.max_steps, self.cfg.seed)
+
+    def optimizer_for(self, model: torch.nn.Module) -> torch.optim.Optimizer:
+        """AdamW with weight decay on every LLM parameter, as the stage has always trained."""
+        o = self.cfg.optim
+        params = [p for p in model.parameters() if p.requires_grad]
+        return torch.optim.AdamW(
+            params, lr=o.lr, weight_decay=o.weight_decay, betas=tuple(o.betas), eps=o.eps
+        )
 
     def cases_in(self, batch: dict[str, Any]) -> int:
         return int(batch["input_ids"].shape[0])
@@ -167,11 +202,9 @@ class LMRecipe(Recipe):
         embeds = None
         if "code_sign" in batch:
             embeds = lm.get_input_embeddings()(ids)  # (B, L, E)
-            # noise of this optimizer step only: a resumed run draws the same
-            noise = torch.Generator().manual_seed(cfg.seed * 1_000_003 + self.state.step)
             block = code_block(
                 self.directions.to(embeds.device), batch["code_sign"].cpu(),
-                p.num_image_tokens, cfg.code_noise, cfg.code_mix_low, noise,
+                p.num_image_tokens, cfg.code_noise, cfg.code_mix_low, self.noise,
             ).to(embeds)  # (B, Q, E)  # fmt: skip
             is_image = ids == p.image_token_id  # (B, L)
             embeds = embeds.masked_scatter(is_image[..., None].expand_as(embeds), block)
