@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from mu2.engine.logging import read_metrics
 from mu2.train.sft import run_sft
 
-WORKER = Path(__file__).with_name("ddp_sft_worker.py")
+WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
 def test_two_processes_match_one_with_the_same_global_batch(sft_overrides, sft_config, tmp_path):
@@ -23,7 +23,7 @@ def test_two_processes_match_one_with_the_same_global_batch(sft_overrides, sft_c
     # 2 processes x batch 2 == 1 process x batch 2 x accumulation 2 (global batch 4)
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        str(WORKER), str(tmp_path), *sft_overrides(tmp_path / "ddp", *common),
+        str(WORKER), "sft", str(tmp_path), *sft_overrides(tmp_path / "ddp", *common),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)

@@ -18,7 +18,7 @@ from mu2.engine.logging import read_metrics
 from mu2.train.config import DPOConfig
 from mu2.train.dpo import run_dpo
 
-WORKER = Path(__file__).with_name("ddp_dpo_worker.py")
+WORKER = Path(__file__).with_name("ddp_worker.py")
 
 
 @pytest.mark.slow
@@ -36,7 +36,7 @@ def test_two_process_dpo_matches_one_process_with_accumulation(
     # 2 processes x 1 pair == 1 process x 1 pair x accumulation 2 (global batch 2)
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        str(WORKER), str(tmp_path), *overrides(tmp_path / "ddp"),
+        str(WORKER), "dpo", str(tmp_path), *overrides(tmp_path / "ddp"),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
