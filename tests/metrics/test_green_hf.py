@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from mu2.errors import Mu2Error
 from mu2.metrics.green import make_judge, make_prompt, render_chat
 from mu2.metrics.green.hf import encode_prompts, load_judge_tokenizer
+
+from .conftest import build_tiny_judge
 
 REF = "Small left pleural effusion. No lung nodule."
 CAND = "Moderate right pleural effusion."
@@ -24,36 +24,9 @@ REF2 = "Hepatic steatosis. A 12 mm cyst in the left kidney, unchanged from prior
 def judge_dir(tmp_path_factory):
     """A Llama-like judge folder: BOS-adding BPE tokenizer with </s>, random 2-layer Llama."""
     path = tmp_path_factory.mktemp("tiny-green")
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<unk>", "<s>", "</s>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    return build_tiny_judge(
+        path, [render_chat(make_prompt(REF, CAND)), REF2], vocab_size=400, layers=2, seed=0
     )
-    tok.train_from_iterator([render_chat(make_prompt(REF, CAND)), REF2], trainer)
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))]
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
-    )
-    fast.save_pretrained(path)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=2048,
-        bos_token_id=fast.bos_token_id,
-        eos_token_id=fast.eos_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(path)
-    return path
 
 
 def test_chat_template_renders_the_published_string(judge_dir) -> None:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 from mu2.metrics.green import make_judge, make_prompt, render_chat
 from mu2.metrics.green.hf import encode_prompts
+
+from .conftest import build_tiny_judge
 
 REF = "Small left pleural effusion. No lung nodule."
 CAND = "Moderate right pleural effusion."
@@ -23,36 +23,8 @@ SEED = 2
 @pytest.fixture(scope="module")
 def judge_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny-judge")
-    tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=300,
-        special_tokens=["<unk>", "<s>", "</s>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tok.train_from_iterator([render_chat(make_prompt(REF, CAND))], trainer)
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A", special_tokens=[("<s>", tok.token_to_id("<s>"))]
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
-    )
-    fast.save_pretrained(path)
-    torch.manual_seed(SEED)
-    config = LlamaConfig(
-        vocab_size=len(fast),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=2048,
-        bos_token_id=fast.bos_token_id,
-        eos_token_id=fast.eos_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(path)
-    return path
+    texts = [render_chat(make_prompt(REF, CAND))]
+    return build_tiny_judge(path, texts, vocab_size=300, layers=1, seed=SEED)
 
 
 def test_answer_is_the_decoded_new_tokens_only(judge_dir) -> None:

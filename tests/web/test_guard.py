@@ -139,6 +139,25 @@ def test_half_open_connections_are_closed(app):
         assert httpx.get(f"http://{host}:{port}/api/health").status_code == 200
 
 
+def _send_upload(host: str, port: int, scan: Path, token: str) -> socket.socket:
+    """POST ``scan`` to /api/report over a raw socket the test can close mid-report."""
+    req = httpx.Request(
+        "POST",
+        f"http://{host}:{port}/api/report",
+        files={"file": ("gone.npy", scan.read_bytes())},
+        # a .npy has no spacing (1 mm assumed): 16 mm show no region, so ask by force
+        data={"region": "abdomen", "force": "true"},
+        headers={"X-Mu2-Token": token},
+    )
+    raw = req.read()
+    head = f"POST /api/report HTTP/1.1\r\nHost: {host}:{port}\r\n" + "".join(
+        f"{k}: {v}\r\n" for k, v in req.headers.items() if k.lower() != "host"
+    )
+    s = socket.create_connection((host, port), timeout=5)
+    s.sendall(head.encode() + b"\r\n" + raw)
+    return s
+
+
 def test_request_is_cancelled_when_the_client_disconnects(app, small_npy: Path):
     """A request waiting for the busy model is taken off the queue when its client goes;
     its report never runs."""
@@ -158,20 +177,7 @@ def test_request_is_cancelled_when_the_client_disconnects(app, small_npy: Path):
                 target=lambda: service.worker._executor.submit(release.wait, DEADLINE_S).result()
             )
             busy.start()  # the model thread is now busy until `release`
-            req = httpx.Request(
-                "POST",
-                f"http://{host}:{port}/api/report",
-                files={"file": ("gone.npy", small_npy.read_bytes())},
-                # a .npy has no spacing (1 mm assumed): 16 mm show no region, so ask by force
-                data={"region": "abdomen", "force": "true"},
-                headers={"X-Mu2-Token": app.state.token},
-            )
-            raw = req.read()
-            head = f"POST /api/report HTTP/1.1\r\nHost: {host}:{port}\r\n" + "".join(
-                f"{k}: {v}\r\n" for k, v in req.headers.items() if k.lower() != "host"
-            )
-            s = socket.create_connection((host, port), timeout=5)
-            s.sendall(head.encode() + b"\r\n" + raw)
+            s = _send_upload(host, port, small_npy, app.state.token)
             deadline = time.monotonic() + DEADLINE_S
             while service.worker.status()["waiting"] < 1:  # queued behind the busy model
                 assert time.monotonic() < deadline
@@ -217,20 +223,7 @@ def test_running_report_stops_at_its_next_stage_when_the_client_disconnects(app,
     service.generator.report, service._job = slow_report, spy
     try:
         with _serve(app) as (host, port):
-            req = httpx.Request(
-                "POST",
-                f"http://{host}:{port}/api/report",
-                files={"file": ("gone.npy", small_npy.read_bytes())},
-                # a .npy has no spacing (1 mm assumed): 16 mm show no region, so ask by force
-                data={"region": "abdomen", "force": "true"},
-                headers={"X-Mu2-Token": app.state.token},
-            )
-            raw = req.read()
-            head = f"POST /api/report HTTP/1.1\r\nHost: {host}:{port}\r\n" + "".join(
-                f"{k}: {v}\r\n" for k, v in req.headers.items() if k.lower() != "host"
-            )
-            s = socket.create_connection((host, port), timeout=5)
-            s.sendall(head.encode() + b"\r\n" + raw)
+            s = _send_upload(host, port, small_npy, app.state.token)
             assert started.wait(DEADLINE_S)
             s.close()  # the client goes away while its report runs
             deadline = time.monotonic() + DEADLINE_S

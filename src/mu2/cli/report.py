@@ -256,9 +256,8 @@ def _write_outputs(
 ) -> dict[str, str]:
     from mu2.generate.outputs import write_outputs
 
-    written = write_outputs(result, volume, fhir_path=fhir, heatmap_png=heatmap,
-                            heatmap_nifti=heatmap_nifti, patient_ref=patient)  # fmt: skip
-    return {k: v for k, v in written.items()}
+    return write_outputs(result, volume, fhir_path=fhir, heatmap_png=heatmap,
+                         heatmap_nifti=heatmap_nifti, patient_ref=patient)  # fmt: skip
 
 
 def _run_batch(job: Any, num_processes: int) -> None:
