@@ -31,6 +31,17 @@ def report_text(result: Any) -> str:
     return result.report + "\n\n" + "\n".join(notices) + "\n"
 
 
+def fhir_document(
+    result: Any, patient_ref: str | None = None, report_id: str | None = None
+) -> dict[str, Any]:
+    """The report as a FHIR DiagnosticReport (the dict the FHIR file holds)."""
+    from mu2.generate.fhir import to_fhir
+
+    if report_id:
+        return to_fhir(result, patient_ref=patient_ref, report_id=report_id)
+    return to_fhir(result, patient_ref=patient_ref)
+
+
 def heatmap_title(result: Any, prefix: str = "") -> str:
     """The PNG title: the questions, the model card's note and the warnings, wrapped."""
     lines = [prefix + "; ".join(s.question for s in result.sections), result.model_note]
@@ -55,7 +66,6 @@ def write_outputs(
 ) -> dict[str, str]:
     """Write the outputs asked for; return {kind: path written}. A heat map asked of a
     model without question-to-CT attribution is a user error, raised before any write."""
-    from mu2.generate.fhir import to_fhir
     from mu2.generate.heatmap import save_heatmap_nifti, save_heatmap_png
 
     if (heatmap_png is not None or heatmap_nifti is not None) and result.heatmap is None:
@@ -75,8 +85,7 @@ def write_outputs(
         Path(text_path).write_text(report_text(result), encoding="utf-8")
         written["text"] = str(text_path)
     if fhir_path is not None:
-        fhir = (to_fhir(result, patient_ref=patient_ref, report_id=report_id) if report_id
-                else to_fhir(result, patient_ref=patient_ref))  # fmt: skip
+        fhir = fhir_document(result, patient_ref, report_id)
         Path(fhir_path).write_text(json.dumps(fhir, indent=2) + "\n", encoding="utf-8")
         written["fhir"] = str(fhir_path)
     if heatmap_nifti is not None:

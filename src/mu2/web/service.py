@@ -8,7 +8,6 @@ the heat map), package the downloads and the viewer's volume. The routes in
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import threading
 import time
@@ -163,7 +162,7 @@ class ReportService:
         The header is costed against ``max_memory_gb`` before any voxel is read.
         """
         from mu2.generate.fhir import describe_finding
-        from mu2.generate.outputs import write_outputs
+        from mu2.generate.outputs import fhir_document, write_outputs
         from mu2.io import load_ct
 
         s = self.settings
@@ -193,10 +192,10 @@ class ReportService:
         result.warnings = [_hide_paths(str(w), upload) for w in result.warnings]
         _stop_if(cancel, upload)
         heat = upload.workdir / "heatmap.nii.gz" if result.heatmap is not None else None
-        fhir_path = upload.workdir / "fhir.json"
-        write_outputs(result, volume, fhir_path=fhir_path, heatmap_nifti=heat, report_id=rid)
+        if heat is not None:
+            write_outputs(result, volume, heatmap_nifti=heat)
         heat_nifti = heat.read_bytes() if heat is not None else None
-        fhir = json.loads(fhir_path.read_text())
+        fhir = fhir_document(result, report_id=rid)  # served from memory
         preview = volume_preview(volume.array, volume.spacing, result.heatmap, s.preview_max_dim)
         doc = result.to_dict()
         doc["findings"] = [
