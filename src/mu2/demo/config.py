@@ -19,6 +19,7 @@ from typing import Any, Literal
 from mu2.config import apply_overrides, from_dict
 from mu2.errors import Mu2Error
 from mu2.recipes.profile import (
+    OptionalStageSpec,
     StageSpec,
     add_stage_sets,
     build_recipe,
@@ -50,14 +51,6 @@ class DataSection:
     """Write the label maps too (SFT's grounding loss and the heat-map check read them)."""
     overrides: list[str] = field(default_factory=list)
     """``SynthConfig`` key=value overrides, e.g. prevalence=0.4."""
-
-
-@dataclass(kw_only=True)
-class LMStageSpec(StageSpec):
-    """The LM stage, which the demo can leave out."""
-
-    enabled: bool = True
-    """False: SFT builds a fresh model and trains the LLM too."""
 
 
 @dataclass(kw_only=True)
@@ -108,7 +101,8 @@ class DemoConfig:
     """Also train SFT without the stage-0 tower (same budget) and score it per finding."""
     data: DataSection
     clip: StageSpec
-    lm: LMStageSpec
+    lm: OptionalStageSpec
+    """``enabled: false``: SFT builds a fresh model and trains the LLM too."""
     sft: StageSpec
     prefs: StageSpec
     dpo: StageSpec

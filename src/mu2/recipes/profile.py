@@ -44,6 +44,13 @@ class StageSpec:
     """``key=value`` overrides of the recipe config (dotted, as on the command line)."""
 
 
+@dataclass
+class OptionalStageSpec(StageSpec):
+    """A stage an orchestrator can leave out (the LM stage, the DPO row)."""
+
+    enabled: bool = True
+
+
 def read_mapping(path: Path) -> dict[str, Any]:
     """A YAML file that must hold a mapping (one-line errors otherwise)."""
     try:
@@ -86,14 +93,15 @@ def build_recipe(
     return from_dict(cls, data, where=where or str(spec.recipe))
 
 
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+def merge_profiles(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``: mappings merge key by key, ``set`` lists add up (base's first)."""
     out = dict(base)
     for key, value in top.items():
         old = out.get(key)
         if key == "set" and isinstance(old, list) and isinstance(value, list):
             out[key] = [*old, *value]
         elif isinstance(old, dict) and isinstance(value, dict):
-            out[key] = _merge(old, value)
+            out[key] = merge_profiles(old, value)
         else:
             out[key] = value
     return out
@@ -109,7 +117,7 @@ def load_profile(name: str | Path, group: str, seen: tuple[str, ...] = ()) -> di
     base = data.pop("base", None)
     if base is None:
         return data
-    return _merge(load_profile(str(base), group, (*seen, str(path))), data)
+    return merge_profiles(load_profile(str(base), group, (*seen, str(path))), data)
 
 
 def stage_overrides(
