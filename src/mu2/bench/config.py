@@ -12,10 +12,18 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mu2.config import to_dict
+from mu2.config import apply_overrides, from_dict, to_dict
 from mu2.errors import Mu2Error
 from mu2.metrics.harness import ALL_METRICS
-from mu2.recipes.profile import OptionalStageSpec, StageSpec, build_recipe
+from mu2.recipes.profile import (
+    OptionalStageSpec,
+    StageSpec,
+    add_stage_sets,
+    build_recipe,
+    load_profile,
+    merge_profiles,
+    stage_overrides,
+)
 from mu2.recipes.runner import recipe_class
 from mu2.tokenizer import PRESETS
 
@@ -51,7 +59,10 @@ BUDGET_FIELDS: tuple[str, ...] = (
 
 @dataclass
 class AblationConfig:
-    """Rows x data sets x seeds, trained with one budget and scored with one evaluation."""
+    """Rows x data sets x seeds, trained with one budget and scored with one evaluation.
+
+    Build it with :func:`make_ablation_config` (the profile YAML): the stage defaults here
+    are the bare recipes, without the benchmark's changes to them."""
 
     out: str = "runs/bench-ablation"
     """Output folder; a run that stopped part-way resumes from what is there."""
@@ -162,6 +173,24 @@ def _flat(values: dict[str, Any], prefix: str) -> dict[str, Any]:
         else:
             out[f"{prefix}{key}"] = value
     return out
+
+
+def make_ablation_config(
+    quick: bool = False,
+    data: dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+    where: str = "bench ablation",
+) -> AblationConfig:
+    """configs/bench/ablation.yaml (quick: ablation-quick.yaml) <- ``data`` (a mapping of
+    fields, e.g. a user's YAML and the command's flags) <- ``key=value`` overrides, where
+    ``<stage>.<recipe key>=v`` is appended to that stage's ``set`` list."""
+    base = load_profile(QUICK_PROFILE if quick else PROFILE, "bench")
+    merged = merge_profiles(base, data or {})
+    rest, extra = stage_overrides(list(overrides or []), TRAINING_STAGES)
+    merged = add_stage_sets(apply_overrides(merged, rest), extra)
+    cfg = from_dict(AblationConfig, merged, where=where)
+    cfg.budget()  # every stage's recipe builds: a bad key fails here, before any training
+    return cfg
 
 
 def field_names() -> list[str]:

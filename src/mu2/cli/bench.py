@@ -17,7 +17,6 @@ from mu2.cli.logs import configure_logging
 from mu2.cli.overrides import merge
 from mu2.cli.overrides import positional as overrides_arg
 from mu2.errors import Mu2Error
-from mu2.recipes.profile import stage_overrides
 
 _EXTRA = {"help_option_names": ["-h", "--help"]}
 
@@ -26,24 +25,20 @@ def resolve_config(
     config: Path | None, flags: dict[str, Any], overrides: list[str], quick: bool
 ) -> Any:
     """configs/bench/ablation.yaml (--quick: ablation-quick.yaml) <- the YAML of --config
-    <- flags <- --set. ``<stage>.<recipe key>=v`` is appended to that stage's ``set`` list."""
-    from mu2.bench.config import PROFILE, QUICK_PROFILE, TRAINING_STAGES, AblationConfig
-    from mu2.config import apply_overrides, from_dict
-    from mu2.recipes.profile import add_stage_sets, load_profile, merge_profiles, read_mapping
+    <- flags <- --set (see :func:`mu2.bench.config.make_ablation_config`)."""
+    from mu2.bench.config import make_ablation_config
+    from mu2.recipes.profile import merge_profiles, read_mapping
 
-    data = load_profile(QUICK_PROFILE if quick else PROFILE, "bench")
+    data: dict[str, Any] = {}
     if config is not None:
         if not config.is_file():
             raise Mu2Error("config file not found", path=str(config), fix="pass an existing YAML")
-        data = merge_profiles(data, read_mapping(config))
+        data = read_mapping(config)
     given = {k: v for k, v in flags.items() if v is not None}
-    if "dpo" in given:
-        given["dpo"] = {**data.get("dpo", {}), "enabled": given["dpo"]}
-    rest, extra = stage_overrides(overrides, TRAINING_STAGES)
-    merged = add_stage_sets(apply_overrides({**data, **given}, rest), extra)
-    cfg = from_dict(AblationConfig, merged, where=str(config) if config else "bench ablation")
-    cfg.budget()  # every stage's recipe builds: a bad key fails here, before any training
-    return cfg
+    if "dpo" in given:  # --dpo/--no-dpo: the mu2 + DPO row
+        given["dpo"] = {"enabled": given["dpo"]}
+    where = str(config) if config else "bench ablation"
+    return make_ablation_config(quick, merge_profiles(data, given), overrides, where)
 
 
 def register(app: typer.Typer) -> None:
