@@ -3,13 +3,13 @@
 The demo's DPO starts from an SFT model at the ceiling of its benchmark, where pairs are
 mostly ties and DPO has nothing to fix. This script reuses the demo's data, stage-0 tower
 and text-pretrained LLM (``--from``, a finished demo folder), trains SFT for fewer steps
-(``--set sft.steps=N``: an SFT model below the ceiling), then per seed builds GREEN-ranked
+(``--set sft.max_steps=N``: an SFT model below the ceiling), then per seed builds GREEN-ranked
 pairs, trains DPO and scores both models on the same test reports with paired bootstrap
 intervals (``mu2.demo.compare``). Each stage is the demo's own (same recipe configs,
 ``--set`` takes the demo's dotted keys), so the numbers come from the recipe users run.
 
     python benchmarks/dpo_bench.py --from $MU2_HOME/demo/full --out runs/dpo-bench \\
-        --seeds 0 1 2 --set sft.steps=100 --set prefs.cases=240
+        --seeds 0 1 2 --set sft.max_steps=100 --set prefs.limit=240
 
 Prints one table per seed and a summary line per seed (GREEN and finding F1 differences
 with their intervals, mean words, distinct-report share) and writes ``bench.json``.
@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--set", dest="overrides", action="append", default=[],
-                    help="demo config key=value (sft.steps=100, dpo.overrides=[rpo_alpha=1.0])")
+                    help="demo config key=value (sft.max_steps=100, dpo.rpo_alpha=1.0)")
     args = ap.parse_args()
     src, out = args.src.absolute(), args.out.absolute()
     out.mkdir(parents=True, exist_ok=True)
@@ -74,8 +74,8 @@ def main() -> None:
     for seed in args.seeds:
         cfg = make_demo_config("full", args.overrides)
         # the seed of the pairs' sampling and of DPO; SFT keeps the demo's seed (shared)
-        cfg.prefs.overrides = [*cfg.prefs.overrides, f"seed={seed}"]
-        cfg.dpo.overrides = [*cfg.dpo.overrides, f"seed={seed}"]
+        cfg.prefs.set = [*cfg.prefs.set, f"seed={seed}"]
+        cfg.dpo.set = [*cfg.dpo.set, f"seed={seed}"]
         paths = SeedPaths(out, out.parent, seed)
         pipe = DemoPipeline(cfg, paths, force=False, echo=print)
         pipe.runner.hashes.update({"data": data["hash"], "clip": clip["hash"], "lm": lm["hash"]})

@@ -31,11 +31,12 @@ LAYERS: dict[str, int] = {
     "engine": 6,
     "pretrain": 8,
     "train": 8,
+    "recipes": 9,
     "rehearse": 9,
-    "demo": 9,
-    "bench": 9,
+    "demo": 10,
+    "bench": 10,
     "web": 9,
-    "cli": 10,
+    "cli": 11,
 }
 
 

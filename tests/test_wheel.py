@@ -49,6 +49,7 @@ def test_wheel_installs_with_configs_and_reports(tmp_path, model_dir, real_ct_pa
     names = zipfile.ZipFile(wheel).namelist()
     assert "mu2/configs/sft/paper.yaml" in names and "mu2/configs/dpo/paper.yaml" in names
     assert "mu2/configs/accelerate/deepspeed_zero3_offload.yaml" in names
+    assert "mu2/configs/demo/fast.yaml" in names and "mu2/configs/bench/ablation.yaml" in names
     assert any(n.endswith("licenses/LICENSE") for n in names)
 
     env_dir = tmp_path / "venv"

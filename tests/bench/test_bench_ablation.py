@@ -89,10 +89,10 @@ def test_table_command_rebuilds_the_same_table(quick_run: Path, capsys) -> None:
 
 
 def test_resume_with_another_budget_is_refused(quick_run: Path, capsys) -> None:
-    code = main([*QUICK, "--out", str(quick_run), "--set", "sft_steps=3"])
+    code = main([*QUICK, "--out", str(quick_run), "--set", "sft.max_steps=3"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "another budget (sft_steps differ)" in err and len(err.strip().splitlines()) == 1
+    assert "another budget (sft.max_steps differ)" in err and len(err.strip().splitlines()) == 1
 
 
 def test_bad_preset_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
@@ -106,7 +106,30 @@ def test_bad_preset_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
 def test_quick_keeps_explicit_values() -> None:
     from mu2.cli.bench import resolve_config
 
-    cfg = resolve_config(None, {"seeds": 2}, ["sft_steps=5"], quick=True)
-    assert (cfg.seeds, cfg.sft_steps, cfg.presets, cfg.quick) == (2, 5, ["linvt", "mu2"], True)
-    full = resolve_config(None, {}, [], quick=False)
-    assert full.seeds == 3 and len(full.presets) == 7 and full.dpo and not full.quick
+    cfg = resolve_config(None, {"seeds": 2}, ["sft.max_steps=5", "dpo.max_steps=3"], quick=True)
+    assert (cfg.seeds, cfg.presets, cfg.quick) == (2, ["linvt", "mu2"], True)
+    sft, dpo = cfg.recipe("sft"), cfg.recipe("dpo")
+    # the command line wins over the quick profile, which keeps its other values
+    assert (sft["max_steps"], sft["batch_size"], dpo["max_steps"], dpo["batch_size"]) == (5, 4, 3, 2)
+    full = resolve_config(None, {"dpo": False}, [], quick=False)
+    assert full.seeds == 3 and len(full.presets) == 7 and not full.dpo.enabled and not full.quick
+
+
+# Recorded from the ablation as it ran before its budget became YAML (the AblationConfig
+# defaults then): an edit of a recipe or profile YAML that changes it shows up here.
+EXPECTED_BUDGET = {
+    "clip.max_steps": 240, "clip.batch_size": 16, "clip.optim.lr": 1e-3,
+    "lm.max_steps": 240, "lm.batch_size": 32, "lm.optim.lr": 3e-3, "lm.fill": "code",
+    "sft.max_steps": 400, "sft.batch_size": 8, "sft.optim.lr": 1e-3, "sft.ground_weight": 0.0,
+    "sft.code_weight": 1.0, "sft.code_init_rows": 256, "sft.data.max_val_cases": 32,
+    "prefs.n": 8, "prefs.limit": 64, "prefs.tie_break": "none",
+    "dpo.max_steps": 40, "dpo.batch_size": 8, "dpo.optim.lr": 5e-5, "dpo.beta": 0.1,
+    "dpo.data.augment": False, "cases": 300, "max_new_tokens": 96,
+}  # fmt: skip
+
+
+def test_default_budget_is_the_recorded_one() -> None:
+    from mu2.cli.bench import resolve_config
+
+    budget = resolve_config(None, {}, [], quick=False).budget()
+    assert {k: budget[k] for k in EXPECTED_BUDGET} == EXPECTED_BUDGET

@@ -73,6 +73,6 @@ def test_config_errors_name_the_problem() -> None:
     with pytest.raises(Mu2Error, match="unknown preset"):
         AblationConfig(presets=["mu3"])
     with pytest.raises(Mu2Error, match="add mu2 to presets"):
-        AblationConfig(presets=["linvt"], dpo=True)
+        AblationConfig(presets=["linvt"])  # the DPO row is on by default
     with pytest.raises(Mu2Error, match="seeds must be >= 1"):
         AblationConfig(seeds=0)

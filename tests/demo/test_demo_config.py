@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from mu2.config import to_dict
+from mu2.config_files import configs_root, list_configs
 from mu2.demo.config import DemoConfig, fast_profile, full_profile, make_demo_config
 from mu2.demo.summary import (
     TARGET_ACCURACY,
@@ -15,24 +17,74 @@ from mu2.demo.summary import (
 from mu2.errors import Mu2Error
 from mu2.metrics.green.backends import RULES_LABEL
 from mu2.metrics.nlg import DEFAULT_BERTSCORE_LABEL
+from mu2.recipes.profile import build_recipe
+from mu2.recipes.runner import recipe_class
+
+
+def _resolved(cfg: DemoConfig, stage: str) -> dict:
+    """The stage's recipe config as the demo builds it (recipe YAML <- profile ``set``)."""
+    return to_dict(build_recipe(recipe_class(stage), cfg.stage(stage)))
+
+
+# Recorded from the demo as it ran before its profiles became YAML files (the same values
+# as the dataclass profiles had): an edit of a recipe or profile YAML that changes what
+# `mu2 demo` trains shows up here. (stage, dotted key) -> (full, fast).
+EXPECTED = {
+    ("clip", "max_steps"): (240, 3),
+    ("clip", "batch_size"): (16, 4),
+    ("clip", "optim.lr"): (2e-3, 2e-3),
+    ("clip", "optim.weight_decay"): (0.0, 0.0),
+    ("clip", "probe.max_train_cases"): (200, 8),
+    ("lm", "max_steps"): (240, 40),
+    ("lm", "batch_size"): (32, 8),
+    ("lm", "optim.lr"): (3e-3, 3e-3),
+    ("lm", "optim.warmup_ratio"): (0.1, 0.1),
+    ("sft", "max_steps"): (400, 4),
+    ("sft", "batch_size"): (8, 4),
+    ("sft", "optim.lr"): (1e-3, 3e-3),
+    ("sft", "ground_target"): (0.15, 0.15),
+    ("prefs", "n"): (4, 4),
+    ("prefs", "limit"): (64, 6),
+    ("dpo", "max_steps"): (30, 1),
+    ("dpo", "batch_size"): (8, 2),
+    ("dpo", "optim.lr"): (5e-5, 5e-5),
+}
+
+
+def _get(values: dict, key: str):
+    for part in key.split("."):
+        values = values[part]
+    return values
+
+
+@pytest.mark.parametrize(("stage", "key"), sorted(EXPECTED))
+def test_profiles_resolve_to_the_recorded_values(stage: str, key: str) -> None:
+    full, fast = _resolved(full_profile(), stage), _resolved(fast_profile(), stage)
+    assert (_get(full, key), _get(fast, key)) == EXPECTED[stage, key]
 
 
 def test_profiles_and_overrides() -> None:
     full, fast = full_profile(), fast_profile()
     assert full.model_name == "demo" and fast.model_name != "demo"  # --fast never clobbers
-    assert fast.data.n < full.data.n and fast.sft.steps < full.sft.steps
-    cfg = make_demo_config("fast", ["sft.steps=7", "ablate_stage0=true", "data.overrides=[a=1]"])
+    assert (full.data.n, fast.data.n) == (600, 24)
+    assert (full.eval.bootstrap, fast.eval.bootstrap) == (1000, 20)
+    cfg = make_demo_config(
+        "fast", ["sft.steps=7", "sft.optim.lr=0.5", "ablate_stage0=true", "data.overrides=[a=1]"]
+    )
     assert isinstance(cfg, DemoConfig)
-    assert cfg.sft.steps == 7 and cfg.ablate_stage0 and cfg.data.overrides == ["a=1"]
-    assert cfg.clip.steps == fast.clip.steps
+    sft = _resolved(cfg, "sft")
+    assert (sft["max_steps"], sft["optim"]["lr"], sft["batch_size"]) == (7, 0.5, 4)
+    assert cfg.ablate_stage0 and cfg.data.overrides == ["a=1"]
+    assert _resolved(cfg, "clip") == _resolved(fast, "clip")
 
 
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["sft.stepz=3"], "did you mean 'steps'"),
-        (["sft.steps=0"], "sft.steps must be >= 1"),
-        (["prefs.samples=1"], "prefs.samples must be >= 2"),
+        (["sft.max_stepz=3"], "did you mean 'max_steps'"),
+        (["sft.steps=0"], "max_steps must be"),
+        (["prefs.n=1"], "n must be >= 2"),
+        (["eval.bootstrapp=3"], "did you mean 'bootstrap'"),
         (["model_name=../x"], "model_name must be a plain folder name"),
     ],
 )
@@ -41,6 +93,13 @@ def test_bad_overrides_are_one_line_errors(overrides: list[str], message: str) -
         make_demo_config("full", overrides)
     with pytest.raises(Mu2Error, match="unknown demo profile"):
         make_demo_config("huge")
+
+
+def test_profiles_ship_inside_the_package() -> None:
+    """The profiles are found the way the recipe configs are (mu2/configs in a wheel)."""
+    shipped = list_configs()
+    for name in ("demo/full", "demo/fast"):
+        assert shipped[name].parent.parent == configs_root()
 
 
 def _metrics(acc: float, differs: float) -> dict:

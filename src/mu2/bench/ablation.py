@@ -11,7 +11,8 @@ sd over seeds in the paper's layouts (:mod:`mu2.bench.table`) and a bar plot.
 
 Layout of OUT::
 
-    config.json                      the config (a resumed run must have the same budget)
+    config.json                      the config; budget.json: its resolved budget (a
+                                     resumed run must have the same)
     data/<dataset>/                  `mu2 data synth` output; cache/ of prepared volumes
     runs/<dataset>/seed<s>/clip/     stage 0 (final/vision.safetensors, probe.md)
     runs/<dataset>/seed<s>/<row>/    lm/, sft/ (mu2+dpo: prefs/, dpo/), predictions/<split>.jsonl,
@@ -39,14 +40,16 @@ import torch
 from mu2.bench.config import DPO_ROW, SPLITS, STATUS, AblationConfig
 from mu2.bench.predict import predict_split, split_rows, write_predictions
 from mu2.bench.score import RunPredictions, score_runs
-from mu2.config import load_config, to_dict
+from mu2.config import to_dict
 from mu2.errors import Mu2Error
+from mu2.recipes.profile import build_recipe, recipe_values
+from mu2.recipes.runner import RunOptions, recipe_class, run_stage, run_wiring
 
 log = logging.getLogger(__name__)
 
-PREP = "tiny"  # volume preparation of the tiny model (4 frames of 16 x 64 x 64)
 FINAL = "final"
 TIMING = "timing.json"
+BUDGET = "budget.json"
 
 
 @dataclass
@@ -72,17 +75,19 @@ def timed(path: Path, stage: str) -> Iterator[None]:
 
 def check_resume(cfg: AblationConfig, out: Path) -> None:
     """A resumed run must have the budget of the finished steps it reuses."""
-    path = out / "config.json"
+    path = out / BUDGET
+    budget = cfg.budget()
     if path.is_file():
-        old = load_config(AblationConfig, path)
-        diff = [k for k, v in cfg.budget().items() if old.budget()[k] != v]
+        old = json.loads(path.read_text())
+        diff = [k for k in sorted(set(old) | set(budget)) if old.get(k) != budget.get(k)]
         if diff:
             raise Mu2Error(
                 f"{out} holds an ablation with another budget ({', '.join(diff)} differ)",
                 path=str(path),
                 fix="use a new --out, or the same settings to resume",
             )
-    _write_json(path, to_dict(cfg))
+    _write_json(out / "config.json", to_dict(cfg))
+    _write_json(path, budget)
 
 
 def prepare_data(cfg: AblationConfig, dataset: str, out: Path, progress: bool) -> Path:
@@ -119,162 +124,111 @@ def sft_rows(cfg: AblationConfig, data: Path, split: str) -> Path:
     return path
 
 
-def _process_options(cfg: AblationConfig, output_dir: Path, seed: int) -> list[str]:
-    """Where, with which seed and on how many CPU threads a stage runs (every stage)."""
-    return [
-        f"output_dir={output_dir}",
-        f"seed={seed}",
-        "device=cpu",
-        f"num_threads={cfg.num_threads}" if cfg.num_threads else "num_threads=null",
-    ]
+def _recipe(cfg: AblationConfig, stage: str, output_dir: Path | None, seed: int,
+            wiring: dict[str, Any]) -> Any:  # fmt: skip
+    """Stage ``stage``'s recipe YAML <- the benchmark's wiring <- the profile's ``set``."""
+    opts = RunOptions(device="cpu", num_threads=cfg.num_threads, tensorboard=False,
+                      save_every=0, resume="none", eval_every=0, num_sample_reports=0)  # fmt: skip
+    values = {**run_wiring(stage, output_dir, seed, opts), **wiring}
+    return build_recipe(recipe_class(stage), cfg.stage(stage), values, where=stage)
 
 
-def _run_options(cfg: AblationConfig, output_dir: Path, seed: int) -> list[str]:
-    """The process options plus the Recipe stages' logging and checkpointing switches."""
-    return _process_options(cfg, output_dir, seed) + [
-        "tensorboard=false",
-        "save_every=0",
-        "eval_every=0",
-        "num_sample_reports=0",
-        "resume=none",
-    ]
+def _cache(data: Path) -> dict[str, Any]:
+    """Every stage shares the data set's cache of prepared volumes."""
+    return {"data.cache": "disk", "data.cache_dir": str(data / "cache")}
 
 
 def train_clip(cfg: AblationConfig, data: Path, run_dir: Path, seed: int) -> Path:
     """Stage 0 once per data set and seed: the tower every preset of that seed loads."""
     from mu2.pretrain.clip import VISION_FILE
-    from mu2.pretrain.config import ClipConfig
-    from mu2.pretrain.recipe import run_clip
 
     vision = run_dir / FINAL / VISION_FILE
     if vision.is_file():
         return vision
-    overrides = _run_options(cfg, run_dir, seed) + [
-        f"max_steps={cfg.clip_steps}",
-        f"batch_size={cfg.clip_batch_size}",
-        f"model.clip_weight={cfg.clip_weight}",
-        f"model.histogram_weight={cfg.clip_histogram_weight}",
-        f"data.train={data / 'train.jsonl'}",
-        f"data.val={data / 'val.jsonl'}",
-        f"data.test={data / 'test.jsonl'}",
-        f"data.prep={PREP}",
-        "data.cache=disk",
-        f"data.cache_dir={data / 'cache'}",
-        f"probe.enabled={str(cfg.clip_probe).lower()}",
-        "probe.baseline=false",
-        f"probe.seed={seed}",
-    ]
+    clip = _recipe(cfg, "clip", run_dir, seed, {
+        **_cache(data), "data.train": str(data / "train.jsonl"),
+        "data.val": str(data / "val.jsonl"), "data.test": str(data / "test.jsonl"),
+        "probe.seed": seed,
+    })  # fmt: skip
     with timed(run_dir / TIMING, "clip"):
-        run_clip(load_config(ClipConfig, None, overrides))
+        run_stage("clip", clip)
     return vision
 
 
 def train_lm(cfg: AblationConfig, data: Path, run_dir: Path, seed: int, preset: str,
              vision: Path) -> Path | None:  # fmt: skip
     """LM stage of one preset (``mu2 train lm``): the random-init tiny LLM learns to read
-    the findings written in an image block of the preset's size; None when lm_steps is 0."""
-    from mu2.train.aids.context_lm import run_lm_pretrain
-    from mu2.train.config import LMConfig
-
-    if cfg.lm_steps == 0:
+    the findings written in an image block of the preset's size; None without an LM stage."""
+    if not cfg.lm.enabled:
         return None
     final = run_dir / "lm" / FINAL
     if (final / "config.json").is_file():
         return final
-    overrides = _process_options(cfg, run_dir / "lm", seed) + [
-        f"max_steps={cfg.lm_steps}", f"batch_size={cfg.lm_batch_size}", f"optim.lr={cfg.lm_lr}",
-        f"fill={cfg.lm_fill}",
-        f"model.preset={preset}", "model.size=tiny", f"model.vision_path={vision}",
-        f"model.overrides={json.dumps(cfg.model_overrides)}",
-        f"data.train={sft_rows(cfg, data, 'train')}",
-    ]  # fmt: skip
+    lm = _recipe(cfg, "lm", run_dir / "lm", seed, {
+        "model.preset": preset, "model.vision_path": str(vision),
+        "model.overrides": dict(cfg.model_overrides),
+        "data.train": str(sft_rows(cfg, data, "train")),
+    })  # fmt: skip
     with timed(run_dir / TIMING, "lm"):
-        return run_lm_pretrain(load_config(LMConfig, None, overrides))
+        result: Path = run_stage("lm", lm)
+    return result
 
 
 def train_sft(cfg: AblationConfig, data: Path, run_dir: Path, seed: int, preset: str,
               vision: Path) -> Path:  # fmt: skip
     """SFT of one preset: the same budget, tower and data for every preset, from the
-    preset's LM stage with the LLM frozen (or, with lm_steps=0, a random-init LLM)."""
-    from mu2.train.config import SFTConfig
-    from mu2.train.sft import run_sft
-
+    preset's LM stage with the LLM frozen (or, without an LM stage, a random-init LLM)."""
     final = run_dir / "sft" / FINAL
     if (final / "config.json").is_file():
         return final
     lm = train_lm(cfg, data, run_dir, seed, preset, vision)
-    start = (
-        [f"model.init_from={lm}", "model.vision_path=null",
-         f"model.freeze_llm={str(cfg.freeze_llm).lower()}",
-         f"code_weight={cfg.code_weight if cfg.lm_fill == 'code' else 0.0}",
-         f"code_init_rows={cfg.code_init_rows}"]
+    asked = recipe_values(recipe_class("sft"), cfg.sft)
+    fill = recipe_values(recipe_class("lm"), cfg.lm).get("fill")
+    start: dict[str, Any] = (
+        # The findings-code loss needs an LLM that reads the code (the LM stage, fill=code).
+        {"model.init_from": str(lm), "model.vision_path": None,
+         "model.freeze_llm": bool(asked["model"]["freeze_llm"]),
+         **({} if fill == "code" else {"code_weight": 0.0})}
         if lm is not None
-        else [f"model.vision_path={vision}", f"model.overrides={json.dumps(cfg.model_overrides)}"]
+        else {"model.init_from": None, "model.vision_path": str(vision),
+              "model.overrides": dict(cfg.model_overrides), "model.freeze_llm": False,
+              "code_weight": 0.0, "code_init_rows": 0}
     )  # fmt: skip
-    overrides = (
-        _run_options(cfg, run_dir / "sft", seed)
-        + start
-        + [
-            f"max_steps={cfg.sft_steps}",
-            f"batch_size={cfg.batch_size}",
-            f"model.preset={preset}",
-            "model.size=tiny",
-            "model.freeze_vision=true",  # stage 0's tower, fixed (configs/sft/tiny.yaml)
-            f"data.train={sft_rows(cfg, data, 'train')}",
-            f"data.val={sft_rows(cfg, data, 'val')}",
-            f"data.prep={PREP}",
-            f"data.augment={str(cfg.augment).lower()}",
-            f"cache_vision={str(not cfg.augment).lower()}",
-            "data.cache=disk",
-            f"data.cache_dir={data / 'cache'}",
-            f"data.max_val_cases={cfg.max_val_cases}",
-            f"optim.lr={cfg.lr}",
-            f"optim.weight_decay={cfg.weight_decay}",
-            f"optim.warmup_ratio={cfg.warmup_ratio}",
-            f"optim.min_lr_ratio={cfg.min_lr_ratio}",
-        ]
-    )
+    sft = _recipe(cfg, "sft", run_dir / "sft", seed, {
+        **start, **_cache(data), "model.preset": preset,
+        "data.train": str(sft_rows(cfg, data, "train")),
+        "data.val": str(sft_rows(cfg, data, "val")),
+        # The frozen stage-0 tower sees each volume once when nothing augments it.
+        "cache_vision": not asked["data"]["augment"],
+    })  # fmt: skip
     with timed(run_dir / TIMING, "sft"):
-        run_sft(load_config(SFTConfig, None, overrides))
+        run_stage("sft", sft)
     return final
 
 
 def train_dpo(cfg: AblationConfig, data: Path, run_dir: Path, seed: int,
               sft_model: Path) -> tuple[Path | None, str]:  # fmt: skip
     """Preference pairs from the mu2 SFT model, then DPO; (final folder or None, note)."""
-    from mu2.train.config import DPOConfig, PrefsConfig
-    from mu2.train.dpo import run_dpo
-    from mu2.train.prefs import build_pairs
-
     final = run_dir / "dpo" / FINAL
     if (final / "config.json").is_file():
         return final, "trained"
     pairs = run_dir / "prefs" / "pairs.jsonl"
-    prefs = PrefsConfig(
-        model=str(sft_model), data=str(data / "train.jsonl"), out=str(pairs),
-        n=cfg.prefs_samples, seed=seed, limit=cfg.prefs_rows, tasks=list(cfg.tasks),
-        max_new_tokens=cfg.max_new_tokens, prep=PREP, device="cpu", num_threads=cfg.num_threads,
-    )  # fmt: skip
+    prefs = _recipe(cfg, "prefs", None, seed, {
+        "model": str(sft_model), "data": str(data / "train.jsonl"), "out": str(pairs),
+        # The pairs are of the scored task, sampled with the scored reports' length cap.
+        "tasks": list(cfg.tasks), "max_new_tokens": cfg.max_new_tokens,
+    })  # fmt: skip
     with timed(run_dir / TIMING, "prefs"):
-        summary = build_pairs(prefs)
+        summary = run_stage("prefs", prefs)
     n_pairs = len(pairs.read_text().splitlines()) if pairs.is_file() else 0
     note = summary.describe()
     if n_pairs == 0:
         return None, f"no DPO: no preference pairs ({note})"
-    overrides = _run_options(cfg, run_dir / "dpo", seed) + [
-        f"max_steps={cfg.dpo_steps}",
-        f"batch_size={cfg.dpo_batch_size}",
-        f"beta={cfg.dpo_beta}",
-        f"model.sft_model={sft_model}",
-        f"data.train={pairs}",
-        f"data.prep={PREP}",
-        f"data.augment={str(cfg.augment).lower()}",
-        "data.cache=disk",
-        f"data.cache_dir={data / 'cache'}",
-        f"optim.lr={cfg.dpo_lr}",
-    ]
+    dpo = _recipe(cfg, "dpo", run_dir / "dpo", seed, {
+        **_cache(data), "model.sft_model": str(sft_model), "data.train": str(pairs),
+    })  # fmt: skip
     with timed(run_dir / TIMING, "dpo"):
-        run_dpo(load_config(DPOConfig, None, overrides))
+        run_stage("dpo", dpo)
     return final, f"trained on {n_pairs} pairs ({note})"
 
 
@@ -287,11 +241,12 @@ def predict(cfg: AblationConfig, data: Path, run_dir: Path, model_dir: Path,
     files = [(s, run_dir / "predictions" / f"{s}.jsonl") for s in todo]
     missing = [(s, p) for s, p in files if not p.is_file()]
     if missing:
+        prep = cfg.recipe("sft")["data"]["prep"]  # volumes prepared as the model was trained
         model = Mu2ForConditionalGeneration.from_pretrained(model_dir)
         for split, path in missing:
             with timed(run_dir / TIMING, f"predict_{split}"):
                 rows = predict_split(
-                    model, data / f"{split}.jsonl", prep=PREP, cache_dir=data / "cache",
+                    model, data / f"{split}.jsonl", prep=prep, cache_dir=data / "cache",
                     tasks=cfg.tasks, batch_size=cfg.eval_batch_size,
                     max_new_tokens=cfg.max_new_tokens, progress=progress,
                 )  # fmt: skip

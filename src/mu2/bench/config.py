@@ -1,14 +1,9 @@
 """Config of ``mu2 bench ablation``: which rows, data sets and seeds, and the one budget.
 
-Every preset gets the same budget: the same synthetic data, the same stage-0 vision tower
-(one per data set and seed), the same tiny LLM shape, the same LM-stage and SFT steps,
-batch, learning rate and schedule. The defaults are the embedded default's recipe
-(``mu2 demo``): stage 0 (InfoNCE 0.2 + findings head + histogram), the LM stage
-(``mu2 train lm``: the findings code in the image block, 240 steps of 32), then SFT of
-projector + tokenizer with the tower and the text-pretrained LLM frozen (400 steps of 8,
-every row, findings-code loss and least-squares start), DPO as in ``configs/dpo/tiny.yaml``.
-``lm_steps=0`` gives the older recipe (SFT trains the random-init LLM too); ``lm_fill=repeat``
-the findings-as-words recipe (findings as words, next-token loss only).
+The values live in ``configs/bench/ablation.yaml`` (``--quick``: ``ablation-quick.yaml``,
+which starts from it): each training stage names its recipe YAML (``configs/sft/tiny.yaml``,
+...) and the benchmark's ``key=value`` changes to it, so every preset gets the same
+budget from one place. This module holds the schema and its checks.
 """
 
 from __future__ import annotations
@@ -17,8 +12,19 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from mu2.config import apply_overrides, from_dict, to_dict
 from mu2.errors import Mu2Error
 from mu2.metrics.harness import ALL_METRICS
+from mu2.recipes.profile import (
+    OptionalStageSpec,
+    StageSpec,
+    add_stage_sets,
+    build_recipe,
+    load_profile,
+    merge_profiles,
+    stage_overrides,
+)
+from mu2.recipes.runner import recipe_class
 from mu2.tokenizer import PRESETS
 
 # Scored splits and the per-run status file of a benchmark folder (runner and tables).
@@ -40,44 +46,23 @@ DPO_ROW = "mu2+dpo"
 """The mu2 SFT model after preference pairs and DPO (Table 2's last row)."""
 DATASETS: tuple[str, ...] = ("procedural", "real")
 """Anatomy of the synthetic benchmark: drawn phantoms, or lesions drawn in the real CT."""
-QUICK_PRESETS: tuple[str, ...] = ("linvt", "mu2")
+TRAINING_STAGES: tuple[str, ...] = ("clip", "lm", "sft", "prefs", "dpo")
+PROFILE, QUICK_PROFILE = "ablation", "ablation-quick"
 
-# --quick: 1 seed, a handful of cases and steps, a smaller tokenizer. For tests and for a
-# first look; its numbers mean nothing.
-QUICK: dict[str, Any] = {
-    "seeds": 1,
-    "cases": 16,
-    "clip_steps": 2,
-    "clip_probe": False,
-    "clip_batch_size": 4,
-    "lm_steps": 2,
-    "lm_batch_size": 4,
-    "code_init_rows": 8,
-    "sft_steps": 2,
-    "batch_size": 4,
-    "prefs_rows": 2,
-    "prefs_samples": 2,
-    "dpo_steps": 1,
-    "dpo_batch_size": 2,
-    "max_new_tokens": 12,
-    "max_val_cases": 4,
-    "model_overrides": {"num_selected": 16, "num_queries": 8, "svr_layers": 1, "tta_layers": 1},
-}
-
-# Fields that decide what a finished step computed: a resumed run must match them.
+# Knobs besides the recipes that decide what a finished step computed: a resumed run must
+# match them and every stage's resolved recipe config (:meth:`AblationConfig.budget`).
 BUDGET_FIELDS: tuple[str, ...] = (
-    "cases", "data_seed", "holdout_combos", "clip_steps", "clip_batch_size", "clip_weight",
-    "clip_histogram_weight", "lm_steps", "lm_batch_size", "lm_lr", "lm_fill", "code_weight",
-    "code_init_rows", "freeze_llm", "sft_steps", "batch_size", "lr",
-    "weight_decay", "warmup_ratio", "min_lr_ratio", "augment", "train_tasks", "prefs_rows", "prefs_samples",
-    "dpo_steps", "dpo_batch_size", "dpo_lr", "dpo_beta", "max_new_tokens", "model_overrides",
+    "cases", "data_seed", "holdout_combos", "train_tasks", "max_new_tokens", "model_overrides",
     "tasks",
 )  # fmt: skip
 
 
 @dataclass
 class AblationConfig:
-    """Rows x data sets x seeds, trained with one budget and scored with one evaluation."""
+    """Rows x data sets x seeds, trained with one budget and scored with one evaluation.
+
+    Build it with :func:`make_ablation_config` (the profile YAML): the stage defaults here
+    are the bare recipes, without the benchmark's changes to them."""
 
     out: str = "runs/bench-ablation"
     """Output folder; a run that stopped part-way resumes from what is there."""
@@ -85,8 +70,6 @@ class AblationConfig:
     seeds: int = 3
     first_seed: int = 0
     """Seeds first_seed .. first_seed + seeds - 1 (model init, data order, augmentation)."""
-    dpo: bool = True
-    """Add the mu2 + DPO row (needs mu2 in presets)."""
     data: Literal["procedural", "real", "both"] = "both"
 
     # --- data ------------------------------------------------------------------------
@@ -94,77 +77,37 @@ class AblationConfig:
     """Synthetic cases per data set (train / val / test 0.8 / 0.1 / 0.1 of the rest)."""
     data_seed: int = 0
     """One data set per anatomy for all seeds: seeds vary the models, not the test set."""
-    holdout_combos: list[str] = field(default_factory=lambda: ["splenomegaly+pleural_effusion"])
-    """Finding pairs never seen together in training (test_generalisation split); this
-    pair exists in both anatomies (the real CT sample has no spleen enlargement etc.)."""
+    holdout_combos: list[str] = field(default_factory=list)
+    """Finding pairs never seen together in training (test_generalisation split)."""
     workers: int | None = None
     """Processes for data synthesis (None: all cores)."""
 
-    # --- stage 0 -----------------------------------------------------------------------
-    clip_steps: int = 240
-    """Stage-0 steps (configs/clip/tiny.yaml: 240)."""
-    clip_batch_size: int = 16
-    clip_weight: float = 0.2
-    """InfoNCE weight (configs/clip/tiny.yaml)."""
-    clip_histogram_weight: float = 1.0
-    """Per-patch intensity-histogram target (configs/clip/tiny.yaml)."""
-    clip_probe: bool = True
-    """Zero-shot and linear-probe accuracy of each stage-0 tower (what SFT starts from)."""
-
-    # --- LM stage (configs/lm/tiny.yaml): the same for every preset -------------------
-    lm_steps: int = 240
-    """Text pretraining steps of the random-init tiny LLM, one LM stage per preset (its image
-    block has the preset's number of visual tokens); 0: no LM stage, SFT trains the LLM."""
-    lm_batch_size: int = 32
-    lm_lr: float = 3e-3
-    lm_fill: str = "code"
-    """What the LM stage writes in the image block (configs/lm/tiny.yaml: the findings code)."""
-
-    # --- SFT (configs/sft/tiny.yaml): the same for every preset -----------------------
-    sft_steps: int = 400
-    batch_size: int = 8
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.05
-    min_lr_ratio: float = 0.05
-    augment: bool = False
-    """Intensity augmentation in SFT and DPO (configs/sft/tiny.yaml: off, so the frozen
-    tower's outputs are cached)."""
-    code_weight: float = 1.0
-    """Findings-code loss on the visual tokens, with an LM stage (configs/sft/tiny.yaml)."""
-    code_init_rows: int = 256
-    """Least-squares warm start of the projector's output layer (configs/sft/tiny.yaml)."""
-    freeze_llm: bool = True
-    """Keep the LM-stage LLM fixed in SFT (the demo recipe); ignored when lm_steps is 0."""
+    # --- training stages: recipe YAML + the benchmark's overrides -----------------------
+    clip: StageSpec = field(default_factory=lambda: StageSpec("clip/tiny"))
+    """Stage 0, once per data set and seed."""
+    lm: OptionalStageSpec = field(default_factory=lambda: OptionalStageSpec("lm/tiny"))
+    """One LM stage per preset; ``enabled: false``: SFT trains the random-init LLM."""
+    sft: StageSpec = field(default_factory=lambda: StageSpec("sft/tiny"))
+    prefs: StageSpec = field(default_factory=lambda: StageSpec("prefs/tiny"))
+    """Preference pairs of the mu2 + DPO row."""
+    dpo: OptionalStageSpec = field(default_factory=lambda: OptionalStageSpec("dpo/tiny"))
+    """``enabled``: add the mu2 + DPO row (needs mu2 in presets)."""
     train_tasks: list[str] = field(default_factory=list)
-    """Row tasks SFT and the LM stage train on ([] = every row, as the demo does). Without
-    the LM stage, ["report"] is better: at a CPU budget the yes/no rows pull a random-init
-    LLM to answering "No." to every question."""
-    max_val_cases: int = 32
+    """Row tasks SFT and the LM stage train on ([] = every row)."""
     model_overrides: dict = field(default_factory=dict)
     """TokenizerConfig fields for every preset alike (empty: the tiny builder sizes)."""
 
-    # --- DPO (mu2 + DPO row) -----------------------------------------------------------
-    prefs_rows: int = 64
-    """Training report rows sampled for preference pairs."""
-    prefs_samples: int = 8
-    """Reports sampled per row (ref. code: 8, temperature 1.0, top-p 0.9)."""
-    dpo_steps: int = 40
-    dpo_batch_size: int = 8
-    dpo_lr: float = 5e-5
-    dpo_beta: float = 0.1
-
     # --- evaluation --------------------------------------------------------------------
     tasks: list[str] = field(default_factory=lambda: ["report"])
-    """Row tasks scored (the paper scores report generation, not yes/no answers)."""
+    """Row tasks scored (and paired for DPO)."""
     metrics: list[str] = field(default_factory=lambda: list(ALL_METRICS))
     max_new_tokens: int = 96
-    """Greedy decoding cap (the SFT default); the longest tiny reference is 70 tokens."""
+    """Greedy decoding cap of the scored reports and of the preference samples."""
     eval_batch_size: int = 64
     num_threads: int | None = 1
-    """torch threads (1: on a shared 2-core machine more threads only wait on each other)."""
+    """torch threads of every stage."""
     quick: bool = False
-    """Recorded only: whether the QUICK values were applied."""
+    """Recorded only: whether the quick profile was used."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -173,22 +116,16 @@ class AblationConfig:
             problems.append(f"unknown preset(s) {unknown} (known: {', '.join(PRESETS)})")
         if not self.presets:
             problems.append("no presets given")
-        if self.dpo and "mu2" not in self.presets:
+        if self.dpo.enabled and "mu2" not in self.presets:
             problems.append("the mu2+dpo row starts from the mu2 SFT model: add mu2 to presets")
         if len(set(self.presets)) != len(self.presets):
             problems.append(f"presets listed twice: {self.presets}")
         bad_metrics = [m for m in self.metrics if m not in ALL_METRICS]
         if bad_metrics or not self.metrics:
             problems.append(f"metrics must be some of {','.join(ALL_METRICS)}, got {self.metrics}")
-        for name in ("seeds", "cases", "clip_steps", "sft_steps", "batch_size", "prefs_rows",
-                     "dpo_steps", "dpo_batch_size", "max_new_tokens", "eval_batch_size",
-                     "lm_batch_size", "clip_batch_size"):  # fmt: skip
+        for name in ("seeds", "cases", "max_new_tokens", "eval_batch_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.lm_steps < 0:
-            problems.append(f"lm_steps must be >= 0 (0: no LM stage), got {self.lm_steps}")
-        if self.prefs_samples < 2:
-            problems.append(f"prefs_samples must be >= 2 to form a pair, got {self.prefs_samples}")
         if self.cases < 10:
             problems.append(f"cases must be >= 10 so that every split has cases, got {self.cases}")
         if problems:
@@ -207,19 +144,53 @@ class AblationConfig:
         """Table rows in the paper's order: the presets, then mu2 + DPO."""
         ordered = [p for p in ALL_PRESETS if p in self.presets]
         ordered += [p for p in self.presets if p not in ALL_PRESETS]
-        return ordered + ([DPO_ROW] if self.dpo else [])
+        return ordered + ([DPO_ROW] if self.dpo.enabled else [])
+
+    def stage(self, name: str) -> StageSpec:
+        """The recipe and overrides of training stage ``name``."""
+        spec: StageSpec = getattr(self, name)
+        return spec
+
+    def recipe(self, name: str) -> dict[str, Any]:
+        """Stage ``name``'s recipe config before the runner's wiring (validated)."""
+        return to_dict(build_recipe(recipe_class(name), self.stage(name), where=name))
 
     def budget(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in BUDGET_FIELDS}
+        """Flat ``key -> value`` of what a finished step computed with: the budget knobs,
+        which optional stages run, and every stage's resolved recipe config."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in BUDGET_FIELDS}
+        out.update({"lm.enabled": self.lm.enabled, "dpo.enabled": self.dpo.enabled})
+        for stage in TRAINING_STAGES:
+            out.update(_flat(self.recipe(stage), f"{stage}."))
+        return out
 
 
-def quick_values(explicit: set[str]) -> dict[str, Any]:
-    """QUICK values for the fields the user did not set (plus the two-preset default)."""
-    values = {k: v for k, v in QUICK.items() if k not in explicit}
-    if "presets" not in explicit:
-        values["presets"] = list(QUICK_PRESETS)
-    values["quick"] = True
-    return values
+def _flat(values: dict[str, Any], prefix: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and value and key != "overrides":
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def make_ablation_config(
+    quick: bool = False,
+    data: dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+    where: str = "bench ablation",
+) -> AblationConfig:
+    """configs/bench/ablation.yaml (quick: ablation-quick.yaml) <- ``data`` (a mapping of
+    fields, e.g. a user's YAML and the command's flags) <- ``key=value`` overrides, where
+    ``<stage>.<recipe key>=v`` is appended to that stage's ``set`` list."""
+    base = load_profile(QUICK_PROFILE if quick else PROFILE, "bench")
+    merged = merge_profiles(base, data or {})
+    rest, extra = stage_overrides(list(overrides or []), TRAINING_STAGES)
+    merged = add_stage_sets(apply_overrides(merged, rest), extra)
+    cfg = from_dict(AblationConfig, merged, where=where)
+    cfg.budget()  # every stage's recipe builds: a bad key fails here, before any training
+    return cfg
 
 
 def field_names() -> list[str]:

@@ -86,6 +86,7 @@ class Tables:
     missing: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    budget: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
@@ -97,6 +98,8 @@ def build_tables(out: Path, cfg: AblationConfig) -> Tables:
     """Collect the metrics files of ``cfg``'s rows, data sets and seeds under ``out``."""
     t = Tables(cfg.datasets, [], cfg.rows, cfg.seed_list)
     t.config = json.loads((out / "config.json").read_text())
+    budget = out / "budget.json"  # every stage's resolved recipe config (mu2.bench.ablation)
+    t.budget = json.loads(budget.read_text()) if budget.is_file() else {}
     for status in sorted((out / "runs").glob(f"*/seed*/*/{STATUS}")):
         doc = json.loads(status.read_text())
         if not str(doc.get("status", "")).startswith("trained"):
@@ -242,17 +245,17 @@ def claims_markdown(t: Tables, split: str = "test") -> str:
 
 
 def tables_markdown(t: Tables) -> str:
-    c = t.config
+    c, b = t.config, t.budget
     parts = [
         "# mu2 bench ablation: Table 1 / Table 2 analogues on the embedded benchmark",
         "",
         f"Seeds {t.seeds}; mean ± sample sd over seeds (n = seeds with a metrics file). "
-        f"Budget per preset: stage 0 {c.get('clip_steps')} steps (one tower per data set "
-        f"and seed, frozen in SFT), SFT {c.get('sft_steps')} steps x batch "
-        f"{c.get('batch_size')}, lr {c.get('lr')}, on "
-        f"{'+'.join(c.get('train_tasks') or ['all'])} rows; DPO row: {c.get('prefs_samples')} samples "
-        f"on {c.get('prefs_rows')} training reports, {c.get('dpo_steps')} DPO steps x "
-        f"{c.get('dpo_batch_size')} pairs, beta {c.get('dpo_beta')}. "
+        f"Budget per preset: stage 0 {b.get('clip.max_steps')} steps (one tower per data set "
+        f"and seed, frozen in SFT), SFT {b.get('sft.max_steps')} steps x batch "
+        f"{b.get('sft.batch_size')}, lr {b.get('sft.optim.lr')}, on "
+        f"{'+'.join(c.get('train_tasks') or ['all'])} rows; DPO row: {b.get('prefs.n')} samples "
+        f"on {b.get('prefs.limit')} training reports, {b.get('dpo.max_steps')} DPO steps x "
+        f"{b.get('dpo.batch_size')} pairs, beta {b.get('dpo.beta')}. "
         f"{c.get('cases')} synthetic cases per data set; scored rows: {c.get('tasks')}."
         + (" QUICK RUN: the numbers mean nothing." if c.get("quick") else ""),
     ]
@@ -308,7 +311,7 @@ def write_tables(t: Tables, out: Path) -> dict[str, Path]:
             w.writerow([r["dataset"], r["split"], r["row"], r["metric"], r["mean"], r["sd"],
                         r["n"], ";".join(map(str, r["values"])), ";".join(r["sources"])])  # fmt: skip
     doc = {
-        "config": t.config, "rows": t.rows, "datasets": t.datasets, "splits": t.splits,
+        "config": t.config, "budget": t.budget, "rows": t.rows, "datasets": t.datasets, "splits": t.splits,
         "seeds": t.seeds, "labels": t.labels, "cells": records, "skipped": t.skipped,
         "missing": t.missing, "timing": t.timing,
     }  # fmt: skip

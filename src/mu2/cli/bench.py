@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 
 from mu2.cli.logs import configure_logging
 from mu2.cli.overrides import merge
@@ -22,33 +21,24 @@ from mu2.errors import Mu2Error
 _EXTRA = {"help_option_names": ["-h", "--help"]}
 
 
-def _read_yaml(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    if not path.is_file():
-        raise Mu2Error("config file not found", path=str(path), fix="pass an existing YAML file")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError:
-        raise Mu2Error("not valid YAML", path=str(path)) from None
-    if not isinstance(data, dict):
-        raise Mu2Error("config must be a YAML mapping of AblationConfig fields", path=str(path))
-    return data
-
-
 def resolve_config(
     config: Path | None, flags: dict[str, Any], overrides: list[str], quick: bool
 ) -> Any:
-    """Defaults <- --quick values (fields not set otherwise) <- YAML <- flags <- --set."""
-    from mu2.bench.config import AblationConfig, quick_values
-    from mu2.config import apply_overrides, from_dict
+    """configs/bench/ablation.yaml (--quick: ablation-quick.yaml) <- the YAML of --config
+    <- flags <- --set (see :func:`mu2.bench.config.make_ablation_config`)."""
+    from mu2.bench.config import make_ablation_config
+    from mu2.recipes.profile import merge_profiles, read_mapping
 
-    data = _read_yaml(config)
+    data: dict[str, Any] = {}
+    if config is not None:
+        if not config.is_file():
+            raise Mu2Error("config file not found", path=str(config), fix="pass an existing YAML")
+        data = read_mapping(config)
     given = {k: v for k, v in flags.items() if v is not None}
-    explicit = set(data) | set(given) | {o.split("=", 1)[0].split(".")[0] for o in overrides}
-    base = quick_values(explicit) if quick else {}
-    merged = apply_overrides({**base, **data, **given}, overrides)
-    return from_dict(AblationConfig, merged, where=str(config) if config else "bench ablation")
+    if "dpo" in given:  # --dpo/--no-dpo: the mu2 + DPO row
+        given["dpo"] = {"enabled": given["dpo"]}
+    where = str(config) if config else "bench ablation"
+    return make_ablation_config(quick, merge_profiles(data, given), overrides, where)
 
 
 def register(app: typer.Typer) -> None:
@@ -82,12 +72,17 @@ def register(app: typer.Typer) -> None:
             None, "--metrics", help="Comma list of bleu,rouge,meteor,bertscore,green (all)."
         ),
         config: Path | None = typer.Option(
-            None, "--config", "-c", help="YAML of AblationConfig fields."
+            None,
+            "--config",
+            "-c",
+            help="YAML of AblationConfig fields, layered on configs/bench/ablation.yaml.",
         ),
         overrides: list[str] = typer.Option(
             [], "--set", help="Alias of a positional KEY=VALUE of AblationConfig (repeatable)."
         ),
-        positional: list[str] = overrides_arg("AblationConfig overrides, e.g. sft_steps=200."),
+        positional: list[str] = overrides_arg(
+            "Overrides, e.g. cases=100 or sft.max_steps=200 (a recipe key of a stage)."
+        ),
         quiet: bool = typer.Option(
             False, "--quiet", "-q", help="Warnings only; no data, prediction and scoring bars."
         ),

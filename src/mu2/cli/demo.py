@@ -25,7 +25,9 @@ def register(app: typer.Typer) -> None:
     @app.command("demo")
     def demo(
         fast: bool = typer.Option(
-            False, "--fast", help="Tiny data and few steps: checks every stage in < 2 minutes."
+            False,
+            "--fast",
+            help="configs/demo/fast.yaml: tiny data and few steps, checks every stage.",
         ),
         force: bool = typer.Option(False, "--force", help="Redo every stage (no reuse)."),
         out: Path | None = typer.Option(
@@ -40,9 +42,14 @@ def register(app: typer.Typer) -> None:
             False, "--ablate-stage0", help="Also train SFT without stage 0 and compare per finding."
         ),
         overrides: list[str] = typer.Option(
-            [], "--set", help="Alias of a positional KEY=VALUE, e.g. --set sft.steps=200."
+            [],
+            "--set",
+            help="Alias of a positional KEY=VALUE, e.g. --set sft.max_steps=200.",
         ),
-        positional: list[str] = overrides_arg("Demo config overrides, e.g. sft.steps=200."),
+        positional: list[str] = overrides_arg(
+            "Overrides: a stage's recipe key (sft.max_steps=200, appended to the stage's set "
+            "list in configs/demo/<profile>.yaml) or a demo knob (eval.bootstrap=200)."
+        ),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="Library logs (INFO)."),
     ) -> None:
         """Synthetic data -> stage 0 -> SFT -> DPO -> evaluation -> saved model -> example reports."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from mu2.config import apply_overrides, from_dict, to_dict
+from mu2.config import to_dict
 from mu2.demo.config import DemoConfig
 from mu2.demo.layout import SUMMARY_MD, DemoPaths, default_out, where_things_are
 from mu2.demo.stages import StageRecord, StageRunner, cpu_seconds
@@ -33,6 +33,8 @@ from mu2.demo.summary import summary_markdown, target_check
 from mu2.engine.durable import swap_into_place
 from mu2.errors import Mu2Error
 from mu2.generate.home import mu2_home
+from mu2.recipes.profile import build_recipe, recipe_values
+from mu2.recipes.runner import RunOptions, recipe_class, run_stage, run_wiring
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +59,6 @@ class DemoResult:
         """The per-finding target, for the final model (SFT+DPO, else SFT)."""
         final = self.results.get(DPO_NAME) or self.results.get(SFT_NAME)
         return final is not None and target_check(final, self.kinds).met
-
-
-def _build(cls: type, values: dict[str, Any], overrides: list[str], where: str) -> Any:
-    """A recipe config from the demo's values plus the section's key=value overrides."""
-    return from_dict(cls, apply_overrides(values, overrides), where=where)
 
 
 # Settings that change how fast a stage runs, not what it produces: left out of the hash,
@@ -90,18 +87,19 @@ class DemoPipeline:
         total = 10 + lm + ((2 + lm) if cfg.ablate_stage0 else 0)
         self.runner = StageRunner(total, force, echo)
 
-    def _run_options(self, out: Path) -> dict[str, Any]:
+    def _wiring(self, stage: str, out: Path | None) -> dict[str, Any]:
+        """Output folder, seed, device, threads and checkpoint switches of a demo stage."""
         c = self.cfg
-        return {
-            "output_dir": str(out),
-            "seed": c.seed,
-            "device": c.device,
-            "num_threads": c.num_threads,
-            "tensorboard": c.tensorboard,
-            "resume": "auto",
-            "eval_every": 0,
-            "save_every": c.checkpoint_every,
-        }
+        opts = RunOptions(device=c.device, num_threads=c.num_threads, tensorboard=c.tensorboard,
+                          save_every=c.checkpoint_every, resume="auto", eval_every=0)  # fmt: skip
+        return run_wiring(stage, out, c.seed, opts)
+
+    def _recipe(self, stage: str, wiring: dict[str, Any]) -> Any:
+        """The stage's recipe YAML <- the demo's wiring <- the profile's ``set`` list."""
+        return build_recipe(recipe_class(stage), self.cfg.stage(stage), wiring, where=stage)
+
+    def _cache(self) -> dict[str, Any]:
+        return {"data.cache": "disk", "data.cache_dir": str(self.paths.cache)}
 
     # ---- stages ------------------------------------------------------------------------
     def data(self) -> StageRecord:
@@ -133,32 +131,14 @@ class DemoPipeline:
         return str(self.paths.synth / f"{split}.jsonl")
 
     def clip(self) -> StageRecord:
-        from mu2.pretrain.config import ClipConfig
-        from mu2.pretrain.recipe import run_clip
-
-        c = self.cfg.clip
-        values = {
-            **self._run_options(self.paths.clip),
-            "max_steps": c.steps,
-            "batch_size": c.batch_size,
-            "optim": {"lr": c.lr},
-            "model": {"clip_weight": c.clip_weight, "histogram_weight": c.histogram_weight},
-            "data": {
-                "train": self._data_file("train"),
-                "val": self._data_file("val"),
-                "test": self._data_file("test"),
-                "prep": self.cfg.prep,
-                "cache": "disk",
-                "cache_dir": str(self.paths.cache),
-            },
-            "probe": {"max_train_cases": c.probe_train_cases, "baseline": c.probe_baseline},
-        }
-        cfg = _build(ClipConfig, values, c.overrides, "clip")
+        cfg = self._recipe("clip", {
+            **self._wiring("clip", self.paths.clip), **self._cache(),
+            "data.train": self._data_file("train"), "data.val": self._data_file("val"),
+            "data.test": self._data_file("test"),
+        })  # fmt: skip
 
         def run() -> dict[str, Any]:
-            final = run_clip(cfg)
-            if final is None:
-                raise Mu2Error("stage 0 stopped early", fix="drop stop_after from clip.overrides")
+            final = run_stage("clip", cfg)
             return {"vision_path": str(final / "vision.safetensors"), "final_dir": str(final)}
 
         return self.runner.run(
@@ -166,22 +146,14 @@ class DemoPipeline:
         )
 
     def lm(self, vision: str | None, scratch: bool = False) -> StageRecord:
-        from mu2.train.aids.context_lm import run_lm_pretrain
-        from mu2.train.config import LMConfig
-
-        m = self.cfg.lm
         out = self.paths.lm_scratch if scratch else self.paths.lm
-        values = {
-            "output_dir": str(out), "seed": self.cfg.seed, "device": self.cfg.device,
-            "num_threads": self.cfg.num_threads, "max_steps": m.steps,
-            "batch_size": m.batch_size, "fill": m.fill, "optim": {"lr": m.lr},
-            "model": {"size": "tiny", "vision_path": vision},
-            "data": {"train": self._data_file("train")},
-        }  # fmt: skip
-        cfg = _build(LMConfig, values, m.overrides, "lm")
+        cfg = self._recipe("lm", {
+            **self._wiring("lm", out), "model.vision_path": vision,
+            "data.train": self._data_file("train"),
+        })  # fmt: skip
 
         def run() -> dict[str, Any]:
-            final = run_lm_pretrain(cfg)
+            final = run_stage("lm", cfg)
             summary = json.loads((final / "training_summary.json").read_text())
             note = f"loss {summary['first_loss']:.2f} -> {summary['final_loss']:.2f}"
             return {"final_dir": str(final), "note": note}
@@ -195,37 +167,27 @@ class DemoPipeline:
         return self.runner.run(name, title, out, _material(cfg), run, upstream)
 
     def sft(self, vision: str | None, init_from: str | None, scratch: bool = False) -> StageRecord:
-        from mu2.train.config import SFTConfig
-        from mu2.train.sft import run_sft
-
-        s = self.cfg.sft
         out = self.paths.scratch if scratch else self.paths.sft
-        values = {
-            **self._run_options(out),
-            "max_steps": s.steps,
-            "batch_size": s.batch_size,
-            "code_weight": s.code_weight if init_from else 0.0,
-            "code_init_rows": s.code_init_rows,
-            "cache_vision": s.freeze_vision and not scratch and not s.augment,
-            "ground_weight": s.ground_weight if self.cfg.data.save_labels else 0.0,
-            "ground_target": s.ground_target,
-            "optim": {"lr": s.lr, "weight_decay": s.weight_decay,
-                      "warmup_ratio": s.warmup_ratio, "min_lr_ratio": s.min_lr_ratio},
-            "model": {"size": "tiny", "vision_path": None if init_from else vision,
-                      "init_from": init_from,
-                      "freeze_vision": s.freeze_vision and not scratch,
-                      "freeze_llm": s.freeze_llm and init_from is not None},
-            "data": {"train": self._data_file("train"), "val": self._data_file("val"),
-                     "prep": self.cfg.prep, "cache": "disk", "cache_dir": str(self.paths.cache),
-                     "augment": s.augment},
+        # What the recipe and the profile ask for, before the demo's wiring decides on it.
+        asked = recipe_values(recipe_class("sft"), self.cfg.sft)
+        freeze_vision = bool(asked["model"]["freeze_vision"]) and not scratch
+        wiring = {
+            **self._wiring("sft", out), **self._cache(),
+            # The findings-code loss needs an LLM that reads the code (the LM stage).
+            **({} if init_from else {"code_weight": 0.0}),
+            "cache_vision": freeze_vision and not asked["data"]["augment"],
+            # Grounding reads the label maps (data.save_labels).
+            **({} if self.cfg.data.save_labels else {"ground_weight": 0.0}),
+            "model.vision_path": None if init_from else vision, "model.init_from": init_from,
+            "model.freeze_vision": freeze_vision,
+            # A fresh LLM (no LM stage) must train.
+            "model.freeze_llm": bool(asked["model"]["freeze_llm"]) and init_from is not None,
+            "data.train": self._data_file("train"), "data.val": self._data_file("val"),
         }  # fmt: skip
-        cfg = _build(SFTConfig, values, s.overrides, "sft")
+        cfg = self._recipe("sft", wiring)
 
         def run() -> dict[str, Any]:
-            final = run_sft(cfg)
-            if final is None:
-                raise Mu2Error("SFT stopped early", fix="drop stop_after from sft.overrides")
-            return {"final_dir": str(final)}
+            return {"final_dir": str(run_stage("sft", cfg))}
 
         name, title = (
             ("sft-scratch", "SFT without stage 0 (ablation)") if scratch else ("sft", "SFT")
@@ -235,23 +197,14 @@ class DemoPipeline:
         return self.runner.run(name, title, out, _material(cfg), run, upstream)
 
     def prefs(self, sft_final: str) -> StageRecord:
-        from mu2.train.config import PrefsConfig
-        from mu2.train.prefs import build_pairs
-
-        p = self.cfg.prefs
         out = self.paths.prefs / "pairs.jsonl"
-        values = {
-            "model": sft_final, "data": self._data_file("train"), "out": str(out),
-            "n": p.samples, "temperature": p.temperature, "top_p": p.top_p, "seed": self.cfg.seed,
-            "green_backend": p.green_backend, "max_new_tokens": p.max_new_tokens,
-            "prep": self.cfg.prep, "limit": p.cases, "device": self.cfg.device,
-            "min_margin": p.min_margin, "tie_break": p.tie_break,
-            "num_threads": self.cfg.num_threads,
-        }  # fmt: skip
-        cfg = _build(PrefsConfig, values, p.overrides, "prefs")
+        cfg = self._recipe("prefs", {
+            **self._wiring("prefs", None), "model": sft_final, "data": self._data_file("train"),
+            "out": str(out),
+        })  # fmt: skip
 
         def run() -> dict[str, Any]:
-            summary = build_pairs(cfg)
+            summary = run_stage("prefs", cfg)
             pairs = (
                 sum(1 for line in out.read_text().splitlines() if line.strip())
                 if out.is_file()
@@ -273,25 +226,13 @@ class DemoPipeline:
         )
 
     def dpo(self, sft_final: str, pairs: str) -> StageRecord:
-        from mu2.train.config import DPOConfig
-        from mu2.train.dpo import run_dpo
-
-        d = self.cfg.dpo
-        values = {
-            **self._run_options(self.paths.dpo),
-            "max_steps": d.steps, "batch_size": d.batch_size, "beta": d.beta,
-            "optim": {"lr": d.lr},
-            "model": {"sft_model": sft_final},
-            "data": {"train": pairs, "val": None, "prep": self.cfg.prep, "cache": "disk",
-                     "cache_dir": str(self.paths.cache)},
-        }  # fmt: skip
-        cfg = _build(DPOConfig, values, d.overrides, "dpo")
+        cfg = self._recipe("dpo", {
+            **self._wiring("dpo", self.paths.dpo), **self._cache(),
+            "model.sft_model": sft_final, "data.train": pairs, "data.val": None,
+        })  # fmt: skip
 
         def run() -> dict[str, Any]:
-            final = run_dpo(cfg)
-            if final is None:
-                raise Mu2Error("DPO stopped early", fix="drop stop_after from dpo.overrides")
-            return {"final_dir": str(final)}
+            return {"final_dir": str(run_stage("dpo", cfg))}
 
         return self.runner.run("dpo", "DPO", self.paths.dpo, _material(cfg), run, ("sft", "prefs"))
 
