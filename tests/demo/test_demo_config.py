@@ -26,9 +26,8 @@ def _resolved(cfg: DemoConfig, stage: str) -> dict:
     return to_dict(build_recipe(recipe_class(stage), cfg.stage(stage)))
 
 
-# Recorded from the demo as it ran before its profiles became YAML files (the same values
-# as the dataclass profiles had): an edit of a recipe or profile YAML that changes what
-# `mu2 demo` trains shows up here. (stage, dotted key) -> (full, fast).
+# What `mu2 demo` trains, recorded: an edit of a recipe or profile YAML that changes it
+# shows up here. (stage, dotted key) -> (full, fast).
 EXPECTED = {
     ("clip", "max_steps"): (240, 3),
     ("clip", "batch_size"): (16, 4),
@@ -39,15 +38,17 @@ EXPECTED = {
     ("lm", "batch_size"): (32, 8),
     ("lm", "optim.lr"): (3e-3, 3e-3),
     ("lm", "optim.warmup_ratio"): (0.1, 0.1),
-    ("sft", "max_steps"): (400, 4),
+    ("sft", "max_steps"): (500, 4),
     ("sft", "batch_size"): (8, 4),
     ("sft", "optim.lr"): (1e-3, 3e-3),
     ("sft", "ground_target"): (0.15, 0.15),
     ("prefs", "n"): (4, 4),
-    ("prefs", "limit"): (64, 6),
+    ("prefs", "limit"): (None, 6),  # None: every training row
     ("dpo", "max_steps"): (30, 1),
     ("dpo", "batch_size"): (8, 2),
     ("dpo", "optim.lr"): (5e-5, 5e-5),
+    ("dpo", "model.freeze_llm"): (True, True),
+    ("dpo", "data.augment"): (False, False),
 }
 
 
