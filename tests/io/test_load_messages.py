@@ -23,6 +23,7 @@ import pytest
 import mu2
 from mu2.errors import Mu2Error
 from mu2.io import NotCTWarning, load_ct
+from mu2.io.nifti import read_nifti
 from mu2.io.testing import write_dicom_series
 
 SUPPORTED = ".nii, .nii.gz, .npy, .npz, a DICOM file (.dcm) or a folder of DICOM slices"
@@ -199,3 +200,64 @@ def test_dicom_that_names_its_modality_is_not_judged_by_its_values(tmp_path):
     np.save(tmp_path / "mr.npy", mr)
     with pytest.warns(NotCTWarning, match="does not look like CT"):
         load_ct(tmp_path / "mr.npy")
+
+
+# --- NIfTI header checks, before any voxel is read ---------------------------------------
+
+
+def _raw_nii(path: Path, header: nib.Nifti1Header, data: np.ndarray) -> Path:
+    """Header bytes + 4 empty extension bytes + Fortran-ordered voxels: a .nii that
+    nibabel's writer would refuse to produce (it checks the affine first)."""
+    path.write_bytes(header.binaryblock + b"\0" * 4 + data.tobytes(order="F"))
+    return path
+
+
+def test_zero_axis_affine_is_named_as_the_qform_sform(tmp_path):
+    data = np.zeros((8, 8, 8), np.int16)
+    header = nib.Nifti1Image(data, np.eye(4)).header.copy()
+    flat = np.eye(4)
+    flat[1, 1] = 0.0  # the j axis has no length
+    header.set_sform(flat, code=1)
+    header["qform_code"] = 0
+    bad = _raw_nii(tmp_path / "flat.nii", header, data)
+    assert _message(bad) == (
+        f"{bad}: voxel spacing 1 x 0 x 1 mm has a zero axis (the qform/sform affine) -- fix: "
+        "repair the geometry (e.g. set a valid qform/sform or PixelSpacing) and export again"
+    )
+
+
+def test_complex_voxels_are_refused(tmp_path):
+    bad = tmp_path / "complex.nii.gz"
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8), np.complex64), np.eye(4)), str(bad))
+    assert _message(bad) == (
+        f"{bad}: voxels are complex numbers (complex64), not CT intensities -- fix: pass the "
+        "magnitude image in Hounsfield units"
+    )
+
+
+def test_compressed_header_that_claims_far_more_voxels_than_stored(tmp_path):
+    """A 1 GiB int16 header over a few hundred gzip bytes: refused before decompressing."""
+    header = nib.Nifti1Image(np.zeros((2, 2, 2), np.int16), np.eye(4)).header.copy()
+    header.set_data_shape((1024, 1024, 512))
+    bad = tmp_path / "bomb.nii.gz"
+    bad.write_bytes(gzip.compress(header.binaryblock + b"\0" * 100_004))
+    stored = bad.stat().st_size
+    message = _message(bad, max_voxels=2**31)
+    assert message.startswith(f"{bad}: {stored:,}-byte file claims 1,024 MiB of voxels (")
+    assert "a compression bomb -- fix: check the file is a complete CT export" in message
+
+
+def test_memory_budget_is_checked_on_the_header(real_ct_path):
+    message = _message(real_ct_path, max_memory_bytes=2**20)
+    assert message.startswith(
+        f"{real_ct_path}: header asks for 122 x 101 x 112 voxels; a report on it needs about"
+    )
+    assert "over the memory budget of 0.0 GiB" in message
+
+
+def test_read_nifti_returns_float32_in_file_order(good_nii):
+    data, affine, meta = read_nifti(good_nii, 10**9)
+    raw = nib.load(str(good_nii))
+    assert data.dtype == np.float32 and affine.dtype == np.float64
+    np.testing.assert_array_equal(data, np.asanyarray(raw.dataobj).astype(np.float32))
+    assert meta == {"path": str(good_nii), "format": "nifti", "modality": None}
