@@ -75,6 +75,7 @@ def test_linear_aggregation_init_gives_unit_scale_logits():
     torch.manual_seed(0)
     dim = 256
     agg = LinearAggregation(dim)
+    assert agg.scale == 1 / math.sqrt(dim)  # default temperature 1: logits / sqrt(E)
     for proj in (agg.q, agg.k):
         assert abs(proj.weight.std().item() - 1 / math.sqrt(dim)) < 0.05 / math.sqrt(dim)
         assert torch.equal(proj.bias, torch.zeros(dim))
