@@ -65,6 +65,21 @@ def test_missing_and_empty_files(tmp_path):
     assert "not a NIfTI file" in _message(one)
 
 
+def test_symbolic_link_loop_and_dangling_link(tmp_path):
+    loop = tmp_path / "loop.nii.gz"
+    loop.symlink_to(loop)
+    assert _message(loop) == (
+        f"{loop}: symbolic link loop (the link points back to itself) -- fix: point the link "
+        "at the real file, or pass the file itself"
+    )
+    dangling = tmp_path / "scan.nii.gz"
+    dangling.symlink_to(tmp_path / "moved" / "scan.nii.gz")
+    assert _message(dangling) == (
+        f"{dangling}: symbolic link to a missing file ({tmp_path / 'moved' / 'scan.nii.gz'}) -- "
+        "fix: point the link at the real file, or pass the file itself"
+    )
+
+
 def test_unknown_extension_names_all_its_suffixes(tmp_path):
     bad = tmp_path / "scan.tar.gz"
     bad.write_bytes(b"x" * 100)
@@ -176,6 +191,8 @@ def test_out_of_memory_is_one_line(tmp_path):
             print(err)
         """
     )
+    # in this process the voxel cap refuses the same header before any allocation
+    assert "over the memory cap of 1,000,000 voxels" in _message(path, max_voxels=10**6)
     # the child imports the same mu2 as this process (also a mutated copy under test)
     env = {**os.environ, "PYTHONPATH": str(Path(mu2.__file__).parents[1])}
     done = subprocess.run(
@@ -261,3 +278,23 @@ def test_read_nifti_returns_float32_in_file_order(good_nii):
     assert data.dtype == np.float32 and affine.dtype == np.float64
     np.testing.assert_array_equal(data, np.asanyarray(raw.dataobj).astype(np.float32))
     assert meta == {"path": str(good_nii), "format": "nifti", "modality": None}
+
+
+@pytest.mark.parametrize("kind", ["npy", "dicom"])
+def test_memory_budget_reaches_every_reader(tmp_path, data_dir, kind):
+    if kind == "npy":
+        path = tmp_path / "v.npy"
+        np.save(path, np.full((64, 64, 32), -1000, np.int16))
+    else:
+        path = data_dir / "real-ct" / "example_ct_dicom"
+    message = _message(path, max_memory_bytes=2**20)
+    assert message.startswith(f"{path}: header asks for ") and "over the memory budget" in message
+
+
+def test_npz_with_a_nan_spacing_fails_the_geometry_check(tmp_path):
+    bad = tmp_path / "nan.npz"
+    np.savez(bad, array=np.full((8, 8, 8), -1000, np.int16), spacing=np.array([np.nan, 1, 1]))
+    assert _message(bad) == (
+        f"{bad}: affine is not a finite 4x4 matrix -- fix: repair the geometry (e.g. set a "
+        "valid qform/sform or PixelSpacing) and export again"
+    )
