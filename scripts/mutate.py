@@ -145,9 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     equivalent = set((cfg.get("equivalent") or {}).keys())
     scores_path = WORK / "scores.json"
-    scores = json.loads(scores_path.read_text()) if scores_path.is_file() else {}
     for group in names:
-        scores[group] = run_group(group, cfg["groups"][group], equivalent, args.list)
+        result = run_group(group, cfg["groups"][group], equivalent, args.list)
+        # re-read before writing: another group may have finished meanwhile (two runs at once)
+        scores = json.loads(scores_path.read_text()) if scores_path.is_file() else {}
+        scores[group] = result
         scores_path.write_text(json.dumps(scores, indent=2) + "\n")
     low = Counter({m: r["score"] for g in names for m, r in scores[g]["modules"].items()})
     below = [m for m, s in low.items() if s < cfg.get("target", 0.8)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -107,9 +108,10 @@ def load_ct(
             path=where,
             fix="free memory, or lower the cap (--max-voxels) to refuse such files early",
         ) from None
-    except (OSError, EOFError, ValueError, RuntimeError, zlib.error) as err:
+    except (OSError, EOFError, ValueError, RuntimeError, zlib.error, zipfile.BadZipFile) as err:
         # Readers turn the failures they know into clear messages; this keeps any other
-        # library error on a corrupt file to one line as well.
+        # library error on a corrupt file to one line as well (e.g. a .npz member whose
+        # CRC does not match: zipfile raises BadZipFile while numpy reads its header).
         raise Mu2Error(
             f"could not read the {fmt} file ({err.__class__.__name__}: {short_reason(err, where)})",
             path=where,

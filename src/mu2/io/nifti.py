@@ -11,6 +11,7 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import HeaderDataError
 
 from mu2.errors import Mu2Error
 from mu2.io.checks import (
@@ -34,7 +35,9 @@ def _check_stored_size(img: Any, path: Path, shape: tuple[int, ...]) -> None:
     if path.name.lower().endswith(".gz"):
         check_compression(stored, voxel_bytes, where)
         return
-    offset = int(img.header.get("vox_offset", 0) or 0)
+    # the voxel offset read from the file (nibabel keeps it on the data proxy; the in-memory
+    # header's vox_offset reads 0 for a loaded single-file .nii)
+    offset = int(img.dataobj.offset)
     if stored < offset + voxel_bytes:
         raise Mu2Error(
             f"file holds {stored:,} bytes but its header needs {offset + voxel_bytes:,} "
@@ -88,7 +91,9 @@ def read_nifti(
             path=where,
             fix="pass a real .nii/.nii.gz volume (is it a text or HTML file saved with that name?)",
         ) from None
-    except (OSError, EOFError, zlib.error, ValueError) as err:
+    except (OSError, EOFError, zlib.error, ValueError, HeaderDataError) as err:
+        # HeaderDataError: nibabel's check of the header fields (a corrupt dim[0] flips the
+        # byte order it reads, and the rest of the header then fails its checks)
         raise Mu2Error(
             f"NIfTI header is truncated or corrupt ({short_reason(err, where)})",
             path=where,
