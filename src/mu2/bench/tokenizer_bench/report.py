@@ -8,7 +8,8 @@ difference lies above 0, *contradicted* below 0, *not shown* when it contains 0.
 intervals are clipped to [0, 1]. A claim with a ``reference`` stratum compares how much each
 row loses from the reference items to the claim's items (a difference of differences): the
 question-conditioning claim asks whether the tokenizer that sees the question loses less to
-distractors than the same tokenizer without it, not whether it is better overall. Chance is the
+distractors than the same tokenizer without it, not whether it is better overall; likewise the
+location claim compares side questions against organ-only ones. Chance is the
 majority label of a stratum (of the kind labels in the kind-only table); a row "learned" when
 its overall interval lies above that chance.
 """
@@ -73,6 +74,11 @@ def _claims(max_d: int) -> list[Claim]:
         ),
         Claim(
             "relative positions answer location questions", "linvt+rpe", "linvt",
+            "accuracy on organ + side questions minus on organ-only ones",
+            lambda m: m["side_question"] == 1, reference=lambda m: m["side_question"] == 0,
+        ),
+        Claim(
+            "relative positions answer location questions (accuracy)", "linvt+rpe", "linvt",
             "question names organ and side", lambda m: m["side_question"] == 1,
         ),
     ]  # fmt: skip
