@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,7 +19,8 @@ from mu2.errors import Mu2Error
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def quick_out(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of one `mu2 bench tokenizer --quick` run (results.json, table.md)."""
     from mu2.cli.main import main
 
     out = tmp_path_factory.mktemp("bench-tokenizer")
@@ -26,7 +28,12 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
         main(["bench", "tokenizer", "--quick", "--quiet", "--out", str(out)])
     assert done.value.code == 0
     assert "### Claims" in (out / "table.md").read_text()
-    return json.loads((out / "results.json").read_text())
+    return out
+
+
+@pytest.fixture(scope="module")
+def quick_run(quick_out: Path) -> dict:
+    return json.loads((quick_out / "results.json").read_text())
 
 
 def _wilson_low(hits: int, n: int, z: float = 1.96) -> float:
@@ -147,9 +154,13 @@ def test_question_conditioning_claim_is_the_loss_to_distractors_not_overall_skil
     control_loses = _distractor_data({"mu2": (0.9, 0.9), "mu2-noq": (0.9, 0.5)})
     v = _verdict(control_loses, claim)
     assert v["verdict"] == "supported" and abs(v["difference"] - 0.4) < 0.02, v
-    at_chance = _distractor_data({"mu2": (0.5, 0.5), "mu2-noq": (0.5, 0.5)})  # labels 50/50
+    # A control at chance (labels are 50/50) loses nothing to distractors: no verdict, although
+    # μ²'s loss alone would read "contradicted".
+    at_chance = _distractor_data({"mu2": (0.9, 0.7), "mu2-noq": (0.5, 0.5)})
     v = _verdict(at_chance, claim)
-    assert v["verdict"] == "not shown (interval contains 0; mu2 and mu2-noq not above chance)", v
+    assert v["verdict"] == "not shown (mu2-noq not above chance: its loss says nothing)", v
+    v = _verdict(at_chance, "question conditioning helps with distractors")
+    assert v["verdict"] == "supported (mu2-noq not above chance)", v
 
 
 def test_report_chance_of_kind_only_table_and_clipped_intervals() -> None:
@@ -171,3 +182,23 @@ def test_report_chance_of_kind_only_table_and_clipped_intervals() -> None:
         r["correct"] = [True] * 60 if seed < 2 else _hits(60, 0.9)
     mean, lo, hi, _ = Results(near_top).accuracy("linvt", every)
     assert abs(mean - (1.0 + 1.0 + 0.9) / 3) < 1e-9 and 0.0 <= lo < mean and hi == 1.0
+
+
+def test_report_flag_rescores_a_saved_run_and_rejects_other_files(
+    quick_out: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--report DIR/results.json` prints exactly the table.md the quick run wrote; a file that
+    is not a results file is one line and exit 2."""
+    from mu2.cli.main import main
+
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as done:
+        main(["bench", "tokenizer", "--report", str(quick_out / "results.json")])
+    assert done.value.code == 0
+    printed = capsys.readouterr().out
+    assert printed == (quick_out / "table.md").read_text() and "| mu2 |" in printed
+    bad = tmp_path / "other.json"
+    bad.write_text('{"rows": []}')
+    assert main(["bench", "tokenizer", "--report", str(bad)]) == 2  # Mu2Error: returned, not raised
+    err = capsys.readouterr().err
+    assert "not a tokenizer-benchmark results file" in err and "Traceback" not in err

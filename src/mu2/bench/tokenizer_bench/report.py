@@ -11,7 +11,8 @@ question-conditioning claim asks whether the tokenizer that sees the question lo
 distractors than the same tokenizer without it, not whether it is better overall; likewise the
 location claim compares side questions against organ-only ones. Chance is the
 majority label of a stratum (of the kind labels in the kind-only table); a row "learned" when
-its overall interval lies above that chance.
+its overall interval lies above that chance. A row that did not learn is named in the verdict,
+and a difference-of-differences claim with such a row is not shown (nothing to lose).
 """
 
 from __future__ import annotations
@@ -217,16 +218,17 @@ def verdicts(res: Results) -> list[dict[str, Any]]:
         if d is None:
             continue
         mean, lo, hi = d
+        flat = [r for r in (c.better, c.than) if not res.learned(r)]
+        not_learned = f"{' and '.join(flat)} not above chance" if flat else ""
         if lo != lo:
             verdict = "not shown (one seed: no interval)"
-        elif lo > 0:
-            verdict = "supported"
-        elif hi < 0:
-            verdict = "contradicted"
+        elif flat and c.reference is not None:  # a row at chance has no accuracy to lose
+            verdict = f"not shown ({not_learned}: its loss says nothing)"
+        elif lo > 0 or hi < 0:
+            verdict = "supported" if lo > 0 else "contradicted"
+            verdict += f" ({not_learned})" if flat else ""
         else:
-            flat = [r for r in (c.better, c.than) if not res.learned(r)]
-            why = f"; {' and '.join(flat)} not above chance" if flat else ""
-            verdict = f"not shown (interval contains 0{why})"
+            verdict = f"not shown (interval contains 0{'; ' + not_learned if flat else ''})"
         out.append({"claim": c.name, "contrast": f"{c.better} - {c.than}", "items": c.where,
                     "difference": mean, "lo": lo, "hi": hi, "verdict": verdict})  # fmt: skip
     return out
