@@ -70,7 +70,7 @@ def _claims(max_d: int) -> list[Claim]:
             f"{max_d} distractor lesions in other regions", lambda m: m["distractors"] == max_d,
         ),
         Claim(
-            "question conditioning resists distractors (vs perceiver)", "mu2", "perceiver",
+            "question conditioning helps with distractors (vs perceiver)", "mu2", "perceiver",
             f"{max_d} distractor lesions in other regions", lambda m: m["distractors"] == max_d,
         ),
         Claim(
