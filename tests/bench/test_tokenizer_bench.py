@@ -202,3 +202,14 @@ def test_report_flag_rescores_a_saved_run_and_rejects_other_files(
     assert main(["bench", "tokenizer", "--report", str(bad)]) == 2  # Mu2Error: returned, not raised
     err = capsys.readouterr().err
     assert "not a tokenizer-benchmark results file" in err and "Traceback" not in err
+
+
+def test_a_row_is_the_same_model_alone_and_in_the_full_benchmark() -> None:
+    """The parameter budget comes from every row, not from the rows run: `--rows linvt` must
+    train the linvt of the full table (same adapter, same parameter count)."""
+    from mu2.bench.tokenizer_bench.model import build_models, count_params
+
+    full = build_models(TokenBenchConfig(), 0)
+    alone = build_models(TokenBenchConfig(rows=["perceiver", "linvt"]), 0)
+    for row in ("perceiver", "linvt"):
+        assert count_params(alone[row]) == count_params(full[row]), row
