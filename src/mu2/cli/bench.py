@@ -151,12 +151,18 @@ def register(app: typer.Typer) -> None:
         ),
         positional: list[str] = overrides_arg("TokenBenchConfig overrides, e.g. lesion_amplitude=0.8."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-row progress lines."),
+        report: Path | None = typer.Option(
+            None, "--report", help="Only print the tables and verdicts of a saved results.json."
+        ),
     ) -> None:
         """Tokenizer-level benchmark: planted lesions in named regions, one readout, one budget."""
         from mu2.bench.tokenizer_bench import TokenBenchConfig, markdown, quick_values
-        from mu2.bench.tokenizer_bench.run import run_benchmark, save_result
+        from mu2.bench.tokenizer_bench.run import load_result, run_benchmark, save_result
         from mu2.config import apply_overrides, from_dict
 
+        if report is not None:  # re-score saved per-item results, no training
+            print(markdown(load_result(report)), end="")
+            return
         overrides = merge(positional, set_)
         flags = {
             k: v

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mu2.bench.tokenizer_bench.config import NO_QUESTION, TokenBenchConfig
+from mu2.bench.tokenizer_bench.config import ALL_ROWS, NO_QUESTION, TokenBenchConfig
 from mu2.bench.tokenizer_bench.scenes import VOCAB
 from mu2.errors import Mu2Error
 from mu2.tokenizer import TokenizerConfig, build_visual_tokenizer, preset_options
@@ -121,13 +121,17 @@ def count_params(module: nn.Module) -> int:
 
 
 def adapter_widths(cfg: TokenBenchConfig) -> dict[str, int]:
-    """Adapter hidden width per row so that all rows match the largest one's budget."""
-    tok = {r: count_params(build_visual_tokenizer(tokenizer_config(cfg, r))) for r in cfg.rows}
+    """Adapter hidden width per row so that all rows match the largest one's budget.
+
+    The budget is that of the largest row of ALL_ROWS, not of the rows being run: a row is
+    then the same model whether it runs alone (``--rows linvt``) or in the full benchmark."""
+    every = dict.fromkeys([*ALL_ROWS, *cfg.rows])
+    tok = {r: count_params(build_visual_tokenizer(tokenizer_config(cfg, r))) for r in every}
     budget = max(tok.values()) + adapter_params(cfg.width, MIN_ADAPTER)
     per_unit = 2 * cfg.width + 1  # parameters per hidden unit of the adapter
     widths = {}
-    for row, n in tok.items():
-        widths[row] = max(1, round((budget - n - 2 * cfg.width - cfg.width) / per_unit))
+    for row in cfg.rows:
+        widths[row] = max(1, round((budget - tok[row] - 2 * cfg.width - cfg.width) / per_unit))
     return widths
 
 

@@ -4,7 +4,15 @@ Intervals: with two or more seeds, mean over seeds of the per-seed accuracy with
 95% interval over seeds (it holds both the seed and the item variance); with one seed, a
 Wilson 95% interval over items. A claim compares two rows on the same evaluation items and
 seeds (paired per-seed differences, t interval). Verdict: *supported* when the interval of the
-difference lies above 0, *contradicted* below 0, *not shown* when it contains 0.
+difference lies above 0, *contradicted* below 0, *not shown* when it contains 0. Accuracy
+intervals are clipped to [0, 1]. A claim with a ``reference`` stratum compares how much each
+row loses from the reference items to the claim's items (a difference of differences): the
+question-conditioning claim asks whether the tokenizer that sees the question loses less to
+distractors than the same tokenizer without it, not whether it is better overall; likewise the
+location claim compares side questions against organ-only ones. Chance is the
+majority label of a stratum (of the kind labels in the kind-only table); a row "learned" when
+its overall interval lies above that chance. A row that did not learn is named in the verdict,
+and a difference-of-differences claim with such a row is not shown (nothing to lose).
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from mu2.bench.tokenizer_bench.config import NO_QUESTION
+from mu2.bench.tokenizer_bench.config import NO_QUESTION, SIZE_CLASSES
 
 Mask = Callable[[dict[str, np.ndarray]], np.ndarray]
 
@@ -31,6 +39,8 @@ class Claim:
     balanced: bool = False
     """Score 1/2 (accuracy on the masked lesion items + accuracy on the no-lesion items): on
     lesion items alone a constant "lesion" answer would look perfect."""
+    reference: Mask | None = None
+    """Score = accuracy on ``mask`` minus accuracy on ``reference`` (the row's own loss)."""
 
 
 def _claims(max_d: int) -> list[Claim]:
@@ -52,14 +62,24 @@ def _claims(max_d: int) -> list[Claim]:
         ),
         Claim(
             "question conditioning resists distractors", "mu2", NO_QUESTION,
+            f"accuracy with {max_d} distractors minus with 0 (the row's own loss)",
+            lambda m: m["distractors"] == max_d, reference=lambda m: m["distractors"] == 0,
+        ),
+        Claim(
+            "question conditioning helps with distractors", "mu2", NO_QUESTION,
             f"{max_d} distractor lesions in other regions", lambda m: m["distractors"] == max_d,
         ),
         Claim(
-            "question conditioning resists distractors (vs perceiver)", "mu2", "perceiver",
+            "question conditioning helps with distractors (vs perceiver)", "mu2", "perceiver",
             f"{max_d} distractor lesions in other regions", lambda m: m["distractors"] == max_d,
         ),
         Claim(
             "relative positions answer location questions", "linvt+rpe", "linvt",
+            "accuracy on organ + side questions minus on organ-only ones",
+            lambda m: m["side_question"] == 1, reference=lambda m: m["side_question"] == 0,
+        ),
+        Claim(
+            "relative positions answer location questions (accuracy)", "linvt+rpe", "linvt",
             "question names organ and side", lambda m: m["side_question"] == 1,
         ),
     ]  # fmt: skip
@@ -75,6 +95,11 @@ def _interval(per_seed: list[float], hits: int, n: int) -> tuple[float, float, f
         return float("nan"), float("nan"), float("nan")
     ci = stats.binomtest(hits, n).proportion_ci(0.95, method="wilson")
     return hits / n, float(ci.low), float(ci.high)
+
+
+def _clip(lo: float, hi: float, low: float, high: float) -> tuple[float, float]:
+    """A t interval over a few seeds can leave the possible range; cut it there (nan stays)."""
+    return (lo if lo != lo else max(lo, low)), (hi if hi != hi else min(hi, high))
 
 
 class Results:
@@ -108,11 +133,13 @@ class Results:
             per_seed.append(float(c[sel].mean()))
             hits += int(c[sel].sum())
             n += int(sel.sum())
-        return (*_interval(per_seed, hits, n), n)
+        mean, lo, hi = _interval(per_seed, hits, n)
+        return (mean, *_clip(lo, hi, 0.0, 1.0), n)
 
     def difference(
-        self, a: str, b: str, mask: Mask, balanced: bool = False
+        self, a: str, b: str, mask: Mask, balanced: bool = False, reference: Mask | None = None
     ) -> tuple[float, float, float] | None:
+        """Paired per-seed difference a - b on ``mask`` (see the module docstring)."""
         diffs, hits, n = [], 0, 0
         for s in self.seeds:
             ca, cb, sel = self._correct(a, s), self._correct(b, s), mask(self.meta[s])
@@ -122,17 +149,36 @@ class Results:
             d = float(ca[sel].mean() - cb[sel].mean())
             if balanced:
                 d = 0.5 * d + 0.5 * float(ca[none].mean() - cb[none].mean())
+            if reference is not None:
+                ref = reference(self.meta[s])
+                if not ref.any():
+                    continue
+                d -= float(ca[ref].mean() - cb[ref].mean())
             diffs.append(d)
         if not diffs:
             return None
         if len(diffs) == 1:
             return diffs[0], float("nan"), float("nan")
-        return _interval(diffs, hits, n)
+        mean, lo, hi = _interval(diffs, hits, n)
+        bound = 2.0 if reference is not None else 1.0
+        return (mean, *_clip(lo, hi, -bound, bound))
 
-    def majority(self, mask: Mask) -> float:
-        """Accuracy of always answering the most common label of the stratum (chance)."""
+    def learned(self, row: str) -> bool:
+        """The row's overall accuracy interval lies above the majority label (it learned)."""
+        lo = self.accuracy(row, _everything)[1]
+        return bool(lo > self.majority(_everything))
+
+    def majority(self, mask: Mask, kind_only: bool = False) -> float:
+        """Accuracy of always answering the most common label of the stratum (chance); with
+        ``kind_only`` the most common kind (none or kind, size class dropped)."""
         labels = np.concatenate([self.meta[s]["label"][mask(self.meta[s])] for s in self.seeds])
+        if kind_only:  # 0 = none, else 1 + kind; the same arithmetic as run.kind_of
+            labels = np.where(labels > 0, 1 + (labels - 1) // len(SIZE_CLASSES), 0)
         return float(np.bincount(labels).max() / len(labels)) if len(labels) else float("nan")
+
+
+def _everything(m: dict[str, np.ndarray]) -> np.ndarray:
+    return np.ones(len(m["label"]), dtype=bool)
 
 
 def _eq(key: str, value: int) -> Mask:
@@ -154,7 +200,9 @@ def _table(
         cells = [_cell(*res.accuracy(row, m, kind_only)[:3]) for _, m in columns]
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     lines.append(
-        "| *majority label* | " + " | ".join(f"{res.majority(m):.3f}" for _, m in columns) + " |"
+        "| *majority label* | "
+        + " | ".join(f"{res.majority(m, kind_only):.3f}" for _, m in columns)
+        + " |"
     )
     n = [res.accuracy(res.rows[0], m)[3] for _, m in columns]
     lines.append("| *items (all seeds)* | " + " | ".join(str(x) for x in n) + " |")
@@ -166,18 +214,21 @@ def verdicts(res: Results) -> list[dict[str, Any]]:
     for c in _claims(int(res.config["max_distractors"])):
         if c.better not in res.rows or c.than not in res.rows:
             continue
-        d = res.difference(c.better, c.than, c.mask, c.balanced)
+        d = res.difference(c.better, c.than, c.mask, c.balanced, c.reference)
         if d is None:
             continue
         mean, lo, hi = d
+        flat = [r for r in (c.better, c.than) if not res.learned(r)]
+        not_learned = f"{' and '.join(flat)} not above chance" if flat else ""
         if lo != lo:
             verdict = "not shown (one seed: no interval)"
-        elif lo > 0:
-            verdict = "supported"
-        elif hi < 0:
-            verdict = "contradicted"
+        elif flat and c.reference is not None:  # a row at chance has no accuracy to lose
+            verdict = f"not shown ({not_learned}: its loss says nothing)"
+        elif lo > 0 or hi < 0:
+            verdict = "supported" if lo > 0 else "contradicted"
+            verdict += f" ({not_learned})" if flat else ""
         else:
-            verdict = "not shown (interval contains 0)"
+            verdict = f"not shown (interval contains 0{'; ' + not_learned if flat else ''})"
         out.append({"claim": c.name, "contrast": f"{c.better} - {c.than}", "items": c.where,
                     "difference": mean, "lo": lo, "hi": hi, "verdict": verdict})  # fmt: skip
     return out
@@ -194,8 +245,9 @@ def markdown(data: dict[str, Any]) -> str:
         "",
         "### Budget",
         "",
-        "| row | trainable parameters | vs largest | train + eval s / seed | loss first -> last |",
-        "|---|---|---|---|---|",
+        "| row | trainable parameters | vs largest | train + eval s / seed | loss first -> last "
+        "| learned (all items above chance) |",
+        "|---|---|---|---|---|---|",
     ]
     top = max(r["params"] for r in res.runs)
     for row in res.rows:
@@ -203,11 +255,11 @@ def markdown(data: dict[str, Any]) -> str:
         lines.append(
             f"| {row} | {rs[0]['params']:,} | {rs[0]['params'] / top - 1:+.1%} | "
             f"{np.mean([r['seconds'] for r in rs]):.0f} | "
-            f"{np.mean([r['first_loss'] for r in rs]):.2f} -> {np.mean([r['last_loss'] for r in rs]):.2f} |"
+            f"{np.mean([r['first_loss'] for r in rs]):.2f} -> {np.mean([r['last_loss'] for r in rs]):.2f} | "
+            f"{'yes' if res.learned(row) else 'no'} |"
         )
     lines.append("")
-    everything: Mask = lambda m: np.ones(len(m["label"]), dtype=bool)  # noqa: E731
-    lines += _table(res, "Overall", [("all", everything), ("lesion asked", lambda m: m["size"] > 0),
+    lines += _table(res, "Overall", [("all", _everything), ("lesion asked", lambda m: m["size"] > 0),
                                      ("no lesion asked", lambda m: m["size"] == 0)])  # fmt: skip
     sizes = [int(s) for s in cfg["sizes"]]
     by_size = [(f"{s} tok", _eq("size", s)) for s in sizes]

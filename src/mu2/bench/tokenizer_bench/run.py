@@ -21,6 +21,7 @@ from mu2.bench.tokenizer_bench.config import TokenBenchConfig
 from mu2.bench.tokenizer_bench.model import BenchModel, build_models, count_params
 from mu2.bench.tokenizer_bench.scenes import Batch, World, make_world, sample_batch
 from mu2.config import to_dict
+from mu2.errors import Mu2Error
 
 log = logging.getLogger(__name__)
 
@@ -147,3 +148,19 @@ def save_result(result: BenchResult, out: Path) -> Path:
     path = out / "results.json"
     path.write_text(json.dumps(result.to_json()))
     return path
+
+
+def load_result(path: Path) -> dict[str, Any]:
+    """A results.json written by ``save_result``; a clear error for anything else."""
+    if not path.is_file():
+        raise Mu2Error("results file not found", path=str(path),
+                       fix="pass the results.json that `mu2 bench tokenizer --out DIR` wrote")  # fmt: skip
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise Mu2Error("not valid JSON", path=str(path)) from None
+    missing = [k for k in ("config", "eval_meta", "runs") if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise Mu2Error(f"not a tokenizer-benchmark results file (no {', '.join(missing)})",
+                       path=str(path), fix="pass DIR/results.json of `mu2 bench tokenizer`")  # fmt: skip
+    return data
