@@ -34,8 +34,7 @@ and any positive mix of them keeps those signs and has no abdominal component. W
 the projector is blind to the question, so a chest and an abdomen question of one scan can
 reach their different codes only by the aggregation mixing different projector tokens,
 the chest's tokens for the chest question. A row without a region, or whose region has no
-kind among the training rows, keeps the scan-wide code. A scoped code is scaled to the case
-code's norm (:func:`scope_scale`) so that no region dominates the code loss.
+kind among the training rows, keeps the scan-wide code.
 """
 
 from __future__ import annotations
@@ -128,22 +127,11 @@ class FindingsCoder:
 
 
 def findings_code(directions: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
-    """directions (K, E), signs (B, K) -> (B, E): the equal-weight code, the mean of s_k u_k
-    over the n kinds in the row's scope (s_k != 0; n = K for the case scope) times
-    :func:`scope_scale`."""
+    """directions (K, E), signs (B, K) -> (B, E): the equal-weight code, mean of s_k u_k
+    over the kinds in the row's scope (s_k != 0; all K for the case scope)."""
     s = signs.to(directions)  # (B, K)
     count = s.abs().sum(dim=1, keepdim=True).clamp(min=1.0)  # (B, 1) kinds in scope
-    return s @ directions / count * scope_scale(s)  # (B, E)
-
-
-def scope_scale(signs: torch.Tensor) -> torch.Tensor:
-    """signs (B, K) -> (B, 1): sqrt(n / K) for a row with n kinds in scope (1 for the case
-    scope). The mean of n near-orthogonal unit vectors has norm ~ 1/sqrt(n), so this gives
-    every row's code the norm of the case code, ~ 1/sqrt(K): a one-kind chest code would
-    otherwise be sqrt(K) times longer than the case code, dominate the code loss (scaled by
-    the batch's mean square) and leave the abdomen's codes loosely fitted."""
-    n = signs.abs().sum(dim=1, keepdim=True).clamp(min=1.0)  # (B, 1)
-    return (n / signs.shape[1]).sqrt()  # (B, 1)
+    return s @ directions / count  # (B, E)
 
 
 def code_block(
@@ -163,7 +151,6 @@ def code_block(
     w = w * signs.abs()[:, None, :]  # (B, size, K): no weight outside the scope
     w = (w / w.sum(dim=-1, keepdim=True)).to(directions)  # (B, size, K)
     block = torch.einsum("bqk,bk,ke->bqe", w, signs.to(directions), directions)  # (B, size, E)
-    block = block * scope_scale(signs).to(directions)[:, :, None]  # (B, size, E)
     rms = findings_code(directions, signs).pow(2).mean(dim=-1).sqrt()[:, None, None]  # (B,1,1)
     eps = torch.randn((b, size, dim), generator=generator).to(directions)
     return block + noise * rms * eps  # (B, size, E)
