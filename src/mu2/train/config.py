@@ -89,6 +89,9 @@ class DataOptions:
 
 
 LOSS_REDUCTIONS: tuple[str, ...] = ("token", "row")
+CODE_SCOPES: tuple[str, ...] = ("case", "region")
+"""What a row's findings code covers (``mu2.train.aids.findings_code``): the whole scan, or
+only the finding kinds of the row's region."""
 
 
 @dataclass
@@ -113,6 +116,11 @@ class SFTConfig(RunOptions):
     """With ``code_weight`` > 0 (ignored otherwise): before training, fit the projector's
     output layer by ridge regression so that the mean visual token of each case is its
     findings code (``mu2.train.aids.code_init``), over this many training rows; 0: off."""
+    code_scope: str = "case"
+    """With ``code_weight`` > 0: what a row's code covers, ``case`` (every kind of the scan,
+    the same code for every row of a case) or ``region`` (only the kinds of the row's region,
+    so a chest and an abdomen question of one scan ask for different visual tokens). Use
+    the LM stage's ``code_scope``: the LLM reads the code it was taught. Not in the paper."""
     cache_vision: bool = False
     """Run the frozen vision tower once per volume and reuse its output (``TowerCache``).
     Needs ``model.freeze_vision`` and ``data.augment=false`` (the output must not change
@@ -135,6 +143,8 @@ class SFTConfig(RunOptions):
             problems.append(f"code_init_rows must be >= 0, got {self.code_init_rows}")
         if self.code_weight < 0:
             problems.append(f"code_weight must be >= 0, got {self.code_weight}")
+        if self.code_scope not in CODE_SCOPES:
+            problems.append(f"code_scope={self.code_scope!r} (choose one of {list(CODE_SCOPES)})")
         if self.ground_weight < 0:
             problems.append(f"ground_weight must be >= 0, got {self.ground_weight}")
         if not 0 < self.ground_target <= 1:
@@ -310,6 +320,10 @@ class LMConfig(RunOptions):
     code_mix_low: float = 0.25
     """fill=code: each kind's weight in a position's mix is drawn from U(code_mix_low, 1),
     so the LLM reads the signs whatever the tokenizer's mixing weights."""
+    code_scope: str = "case"
+    """fill=code: what a row's code covers, ``case`` (every kind of the scan) or ``region``
+    (only the kinds of the row's region, ``mu2.train.aids.findings_code``); SFT's
+    ``code_scope`` should match. Not in the paper."""
     model: ModelOptions = field(default_factory=ModelOptions)
     data: LMDataOptions = field(default_factory=LMDataOptions)
     optim: OptimOptions = field(
@@ -324,6 +338,8 @@ class LMConfig(RunOptions):
             problems.append(f"context={self.context!r} (choose one of {list(CONTEXTS)})")
         if self.fill not in FILLS:
             problems.append(f"fill={self.fill!r} (choose one of {list(FILLS)})")
+        if self.code_scope not in CODE_SCOPES:
+            problems.append(f"code_scope={self.code_scope!r} (choose one of {list(CODE_SCOPES)})")
         problems += self._check_run()
         if self.max_steps is None:
             problems.append("max_steps must be set (the stage draws that many random batches)")

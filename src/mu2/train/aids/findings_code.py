@@ -22,6 +22,19 @@ through a frozen LLM alone aligns the tokenizer to the LLM too slowly for the de
 Random directions rather than the names' word embeddings: "hepatomegaly" and
 "splenomegaly" occur in the same sentence frames, their embeddings end up close, and an LM
 stage of the demo's length then confused the two (docs/experiments/2026-11-28-research-log.md).
+
+**Region scope** (``code_scope="region"`` in ``LMConfig`` and ``SFTConfig``; default
+``"case"``, the code above). A scan-wide code is the same for every row of a case, so the
+tokenizer's question-conditioned aggregation has no reason to depend on the question: the
+demo's heat maps of a chest and an abdomen question were identical. With the region scope a
+row's code keeps only the kinds of the row's ``region`` (a VQA row's region is the asked
+kind's), s_k = 0 for the others, and the mean runs over the kept kinds. The convex-mix
+argument still holds within a region: tokens over the chest carry +/- the chest kinds only,
+and any positive mix of them keeps those signs and has no abdominal component. What it adds:
+the projector is blind to the question, so a chest and an abdomen question of one scan can
+reach their different codes only by the aggregation mixing different projector tokens,
+the chest's tokens for the chest question. A row without a region, or whose region has no
+kind among the training rows, keeps the scan-wide code.
 """
 
 from __future__ import annotations
@@ -30,6 +43,10 @@ import zlib
 from typing import Any
 
 import torch
+
+from mu2.errors import Mu2Error
+from mu2.findings.catalogue import FINDING_KINDS
+from mu2.train.config import CODE_SCOPES
 
 NORMAL_KIND = "normal"  # the one term of a code when the rows report no finding kinds
 
@@ -60,15 +77,36 @@ def kind_direction(name: str, width: int) -> torch.Tensor:
     return (u / u.norm()).float()
 
 
+def kind_region(name: str) -> str | None:
+    """The body region of a finding kind (the catalogue's), None for a kind it lacks."""
+    known = FINDING_KINDS.get(name)
+    return known.region if known is not None else None
+
+
 class FindingsCoder:
     """Rows -> signs (B, K) over every finding kind of the training rows, and the kinds'
-    directions. With no kinds at all, one "normal" term of sign +1."""
+    directions. With no kinds at all, one "normal" term of sign +1. ``scope="region"``: a
+    row's signs are 0 on the kinds outside its region (module docstring)."""
 
-    def __init__(self, rows: list[Any]):
+    def __init__(self, rows: list[Any], scope: str = "case"):
+        if scope not in CODE_SCOPES:
+            raise Mu2Error(f"code_scope={scope!r}", fix=f"use one of {list(CODE_SCOPES)}")
+        self.scope = scope
         self.cases = case_kinds(rows)
         kinds = sorted(set().union(*self.cases.values())) if self.cases else []
         self.kinds = kinds
         self.names = kinds or [NORMAL_KIND]
+        self.regions = [kind_region(k) for k in kinds]  # (K,) region of each kind
+
+    def in_scope(self, row: Any) -> torch.Tensor:
+        """(K,) 1.0 for the kinds the row's code covers: all for the case scope, a row
+        without a region, or a region with no kind here; else its region's kinds."""
+        every = torch.ones(len(self.names))
+        region = _field(row, "region")
+        if self.scope == "case" or not self.kinds or region is None:
+            return every
+        keep = torch.tensor([1.0 if r == region else 0.0 for r in self.regions])
+        return keep if keep.any() else every
 
     def directions(self, width: int) -> torch.Tensor:
         """(K, width): u_k per kind, in ``self.names`` order."""
@@ -83,13 +121,17 @@ class FindingsCoder:
             present = self.cases.get(case_key(row))
             if present is None:  # a row from outside the training rows: its own findings
                 present = {f["finding"] for f in _field(row, "findings") or []}
-            out[i] = torch.tensor([1.0 if k in present else -1.0 for k in self.kinds])
+            signs = torch.tensor([1.0 if k in present else -1.0 for k in self.kinds])
+            out[i] = signs * self.in_scope(row)  # 0 outside the row's scope
         return out
 
 
 def findings_code(directions: torch.Tensor, signs: torch.Tensor) -> torch.Tensor:
-    """directions (K, E), signs (B, K) -> (B, E): the equal-weight code, mean of s_k u_k."""
-    return signs.to(directions) @ directions / signs.shape[1]  # (B, E)
+    """directions (K, E), signs (B, K) -> (B, E): the equal-weight code, mean of s_k u_k
+    over the kinds in the row's scope (s_k != 0; all K for the case scope)."""
+    s = signs.to(directions)  # (B, K)
+    count = s.abs().sum(dim=1, keepdim=True).clamp(min=1.0)  # (B, 1) kinds in scope
+    return s @ directions / count  # (B, E)
 
 
 def code_block(
@@ -100,11 +142,13 @@ def code_block(
     low: float,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """(B, size, E): at every position a code with its own random weights w_k ~ U(low, 1),
-    plus Gaussian noise of ``noise`` times the equal-weight code's RMS."""
+    """(B, size, E): at every position a code with its own random weights w_k ~ U(low, 1)
+    over the kinds in scope (s_k != 0), plus Gaussian noise of ``noise`` times the
+    equal-weight code's RMS."""
     b, k = signs.shape
     dim = directions.shape[1]
     w = low + (1.0 - low) * torch.rand((b, size, k), generator=generator)  # (B, size, K)
+    w = w * signs.abs()[:, None, :]  # (B, size, K): no weight outside the scope
     w = (w / w.sum(dim=-1, keepdim=True)).to(directions)  # (B, size, K)
     block = torch.einsum("bqk,bk,ke->bqe", w, signs.to(directions), directions)  # (B, size, E)
     rms = findings_code(directions, signs).pow(2).mean(dim=-1).sqrt()[:, None, None]  # (B,1,1)
