@@ -146,6 +146,7 @@ def main() -> None:
             prefs = pipe.prefs(sft.outputs["final_dir"])
         dpo = pipe.dpo(sft.outputs["final_dir"], prefs.outputs["pairs_path"])
         name = "dpo" + paths.tag
+        pipe.runner.hashes[name] = pipe.runner.hashes["dpo"]  # the evaluation's upstream stage
         pipe.evaluate(name, dpo.outputs["final_dir"], DPO_NAME)
         cmp = compare_evals(paths.eval / "sft", paths.eval / name, SFT_NAME, DPO_NAME,
                             n_resamples=cfg.eval.bootstrap, seed=seed)  # fmt: skip
