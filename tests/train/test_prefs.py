@@ -8,7 +8,7 @@ import pytest
 
 from mu2.metrics.green import make_judge
 from mu2.train.config import PrefsConfig
-from mu2.train.prefs import build_pairs, rank_samples, skipped_path
+from mu2.train.prefs import build_pairs, rank_samples, sample_group, skipped_path
 
 
 def _reports(synth_dir):
@@ -82,3 +82,58 @@ def test_build_pairs_counts_writes_and_resumes(synth_dir, sft_model, tmp_path):
     assert kept.written + kept.skipped["small_margin"] + kept.skipped["tie"] == summary.written + (
         summary.skipped["tie"]
     )  # the same samples: the margin filter only moves pairs to small_margin
+
+
+def test_resume_draws_a_partly_done_group_whole_again(synth_dir, sft_model, tmp_path):
+    """Groups of 3 cases sampled together: a run killed after part of a group writes, on
+    resumption, the very pairs an uninterrupted run writes."""
+    out = tmp_path / "whole" / "pairs.jsonl"
+    cfg = PrefsConfig(
+        model=str(sft_model), data=str(synth_dir / "train.jsonl"), out=str(out), n=4,
+        max_new_tokens=48, min_length=1, device="cpu", num_threads=1, sample_rows=3,
+    )  # fmt: skip
+    build_pairs(cfg)
+    whole = {r["id"]: r for r in _rows(out) + _rows(skipped_path(out))}
+    cut = tmp_path / "cut" / "pairs.jsonl"
+    cut.parent.mkdir()
+    first = _reports(synth_dir)[0]["id"]  # the first case of the first group, alone
+    kept = [r for r in _rows(out) if r["id"] == first]
+    kept_skips = [r for r in _rows(skipped_path(out)) if r["id"] == first]
+    cut.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    skipped_path(cut).write_text("".join(json.dumps(r) + "\n" for r in kept_skips))
+    resumed = build_pairs(dataclasses.replace(cfg, out=str(cut)))
+    assert resumed.already_done == 1
+    again = {r["id"]: r for r in _rows(cut) + _rows(skipped_path(cut))}
+    assert again == whole
+
+
+def test_sample_group_keeps_each_cases_samples_with_its_case(synth_dir, sft_model, monkeypatch):
+    """Cases sampled in one batch: the reports returned for case i were decoded from case
+    i's volume and question. The real decode runs; a wrapper records what it was given
+    (the 30-step model's answers do not differ enough between cases to tell them apart)."""
+    import mu2.train.sampling as sampling
+    from mu2.engine.dataset import adopt_prep, prepare_fn
+    from mu2.train.sft import load_sft_model
+
+    model = load_sft_model(str(sft_model)).eval()
+    adopt_prep(model, "tiny", trained=True)
+    prep, _ = prepare_fn("tiny")
+    rows = [json.loads(x) for x in (synth_dir / "train.jsonl").read_text().splitlines()][:3]
+    frames = [prep(r, synth_dir / "train.jsonl") for r in rows]
+    questions = [f"{r['question']} ({i})" for i, r in enumerate(rows)]
+    real, seen = sampling.generate_reports, []
+
+    def recording(model, processor, frames, questions, **kw):
+        texts = real(model, processor, frames, questions, **kw)
+        seen.extend(zip(frames, questions, texts, strict=True))
+        return texts
+
+    monkeypatch.setattr(sampling, "generate_reports", recording)
+    cfg = PrefsConfig(n=2, max_new_tokens=24)
+    ids = [str(r["id"]) for r in rows]
+    drawn = sample_group(model, model.processor, frames, questions, cfg, ids, "cpu")
+    assert len(seen) == 6 and len(drawn) == 3
+    for i, samples in enumerate(drawn):
+        mine = [t for f, q, t in seen if f is frames[i] and q == questions[i]]
+        assert len(mine) == 2 and samples == mine
+    assert len({t for _, _, t in seen}) > 1  # sampled reports differ, so a mix-up would show

@@ -3,10 +3,12 @@
 import json
 
 from mu2.train.prefs import (
+    case_groups,
     case_seed,
     choose_pair,
     degenerate_reason,
     done_ids,
+    group_seed,
     merge_parts,
     skipped_path,
 )
@@ -42,6 +44,15 @@ def test_case_seed_is_stable_and_distinct():
     assert case_seed(0, "case-1") == case_seed(0, "case-1")
     assert len({case_seed(s, c) for s in (0, 1) for c in ("a", "b")}) == 4
     assert 0 <= case_seed(7, "x") < 2**63
+
+
+def test_sampling_groups_are_fixed_runs_of_cases():
+    rows = [{"id": str(i)} for i in range(7)]
+    assert [[r["id"] for r in g] for g in case_groups(rows, 3)] == [
+        ["0", "1", "2"], ["3", "4", "5"], ["6"]
+    ]  # fmt: skip
+    assert group_seed(0, ["a"]) == case_seed(0, "a")  # one case per group: its own seed
+    assert group_seed(0, ["a", "b"]) != group_seed(0, ["b", "a"]) != group_seed(1, ["a", "b"])
 
 
 def test_resume_reads_outputs_and_drops_a_cut_line(tmp_path):

@@ -256,9 +256,15 @@ class PrefsConfig:
     limit: int | None = None
     device: Literal["auto", "cpu"] = "auto"
     num_threads: int | None = None
+    sample_rows: int = 8
+    """Cases whose ``n`` samples are drawn in one decode batch (``sample_rows * n`` reports
+    per forward). Groups are fixed runs of consecutive cases, so resuming or sharding draws
+    the same samples; 1: one case at a time (each case's draw depends on its id alone)."""
 
     def __post_init__(self) -> None:
         problems = []
+        if self.sample_rows < 1:
+            problems.append(f"sample_rows must be >= 1, got {self.sample_rows}")
         if self.n < 2:
             problems.append(f"n must be >= 2 to form a pair, got {self.n}")
         if self.temperature <= 0:

@@ -18,9 +18,14 @@ is below ``min_margin`` (``small_margin``) or with fewer than two usable samples
 ``<out>.skipped.jsonl`` with their reason, so a resumed run does not redo them).
 ``image`` is written relative to the output file's folder, the rule of every mu2 JSONL.
 
-Each case's samples depend only on (seed, case id): sharding across processes or
-resuming gives the same pairs. Processes write ``<out>.part<rank>`` files that the main
-process appends to ``<out>`` at the end; rows already in the output are skipped.
+Samples are drawn ``sample_rows`` cases at a time (one decode batch of ``sample_rows * n``
+reports; with the tiny model on 2 CPU cores 8 cases a batch cost ~30% less per case than
+one). The groups are fixed runs of consecutive cases and a group's draw depends only on
+(seed, its case ids), so sharding across processes (whole groups) or resuming (a group
+with some cases done is drawn again, whole, and only its missing cases are written) gives
+the same pairs. Processes write
+``<out>.part<rank>`` files that the main process appends to ``<out>`` at the end; rows
+already in the output are skipped.
 """
 
 from __future__ import annotations
@@ -158,6 +163,16 @@ def case_seed(seed: int, case_id: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{seed}:{case_id}".encode()).digest()[:8], "little") >> 1
 
 
+def group_seed(seed: int, case_ids: Sequence[str]) -> int:
+    """Seed of one group's sampling: its case ids in order (one case: :func:`case_seed`)."""
+    return case_seed(seed, "\n".join(case_ids))
+
+
+def case_groups(rows: Sequence[dict[str, Any]], size: int) -> list[list[dict[str, Any]]]:
+    """Consecutive runs of ``size`` rows: fixed by the data file, not by what is left to do."""
+    return [list(rows[i : i + size]) for i in range(0, len(rows), size)]
+
+
 @dataclass
 class PrefsSummary:
     out: Path
@@ -239,32 +254,37 @@ def check_output(out: str | Path) -> Path:
     return out
 
 
-def sample_case(
+def sample_group(
     model: Any,
     processor: Any,
-    frames: torch.Tensor,
-    question: str,
+    frames: Sequence[torch.Tensor],
+    questions: Sequence[str],
     cfg: PrefsConfig,
-    case_id: str,
+    case_ids: Sequence[str],
     device: Any,
-) -> list[str]:
-    """``cfg.n`` sampled reports for one case; the draw depends only on (seed, case id)."""
+) -> list[list[str]]:
+    """``cfg.n`` sampled reports per case (frames (T, K, H, W), question), all cases in one
+    decode batch; the draw depends only on (seed, case ids)."""
     from mu2.train.sampling import generate_reports
 
+    n = cfg.n
     devices = [device] if torch.device(device).type == "cuda" else []
     with torch.random.fork_rng(devices=devices):  # leave the caller's RNG untouched
-        torch.manual_seed(case_seed(cfg.seed, case_id))
-        return generate_reports(
+        torch.manual_seed(group_seed(cfg.seed, case_ids))
+        # case i's samples are rows i*n .. i*n+n-1; one frames object per case, so the
+        # vision tower runs once per case
+        texts = generate_reports(
             model,
             processor,
-            [frames] * cfg.n,
-            [question] * cfg.n,
+            [f for f in frames for _ in range(n)],
+            [q for q in questions for _ in range(n)],
             device=device,
             max_new_tokens=cfg.max_new_tokens,
             do_sample=True,
             temperature=cfg.temperature,
             top_p=cfg.top_p,
         )
+    return [texts[i * n : (i + 1) * n] for i in range(len(case_ids))]
 
 
 def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
@@ -272,7 +292,6 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
     from accelerate import PartialState
     from accelerate.utils import gather_object
 
-    from mu2.data.schema import relative_image, resolve_image
     from mu2.engine.dataset import adopt_prep, prepare_fn, read_rows
     from mu2.metrics.green import make_judge
     from mu2.train.sft import load_sft_model
@@ -294,16 +313,20 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
         state.wait_for_everyone()
         done = done_ids(out)
         todo = [r for r in rows if str(r["id"]) not in done]
-        mine = todo[state.process_index :: state.num_processes]
+        groups = [
+            g for g in case_groups(rows, cfg.sample_rows) if any(str(r["id"]) not in done for r in g)
+        ]
+        mine = groups[state.process_index :: state.num_processes]
         judge = make_judge(cfg.green_backend, **cfg.green_options)
         summary = PrefsSummary(
             out=out, judge=judge.label, total=len(rows), already_done=len(rows) - len(todo)
         )
         logger.info(
-            "%d cases, %d to do on %d process(es); judge: %s",
+            "%d cases, %d to do on %d process(es), %d cases per sampling batch; judge: %s",
             len(rows),
             len(todo),
             state.num_processes,
+            cfg.sample_rows,
             judge.label,
         )
         model = load_sft_model(cfg.model).to(state.device).eval()
@@ -312,45 +335,24 @@ def build_pairs(cfg: PrefsConfig) -> PrefsSummary:
         suffix = f".part{state.process_index}" if state.num_processes > 1 else ""
         pair_file = out.with_name(out.name + suffix)
         skip_file = skipped_path(out).with_name(skipped_path(out).name + suffix)
-        for row in tqdm(mine, desc="prefs", disable=not state.is_main_process, dynamic_ncols=True):
-            case_id = str(row["id"])
-            image = resolve_image(row, cfg.data)
-            samples = sample_case(
-                model, model.processor, prep(row, Path(cfg.data)), row["question"], cfg, case_id,
-                state.device,
-            )
-            result = rank_samples(
-                samples, row["answer"], judge, cfg.min_length, cfg.tie_break, cfg.min_margin
-            )
-            summary.degenerate_samples.update(result.degenerate)
-            if result.skip is not None:
-                summary.skipped[result.skip] += 1
-                _append(skip_file, {"id": case_id, "reason": result.skip, "scores": result.scores,
-                                    "degenerate": sum(result.degenerate.values())})  # fmt: skip
-                continue
-            _append(
-                pair_file,
-                {
-                    "id": case_id,
-                    "case_id": row.get("case_id", case_id),
-                    "image": relative_image(image, out),
-                    "question": row["question"],
-                    "chosen": result.chosen,
-                    "rejected": result.rejected,
-                    "chosen_green": result.chosen_green,
-                    "rejected_green": result.rejected_green,
-                    "chosen_errors": result.chosen_errors,
-                    "rejected_errors": result.rejected_errors,
-                    "reference": row["answer"],
-                    "judge": judge.name,
-                    # the model card of a DPO model reads where its pairs came from
-                    "region": row.get("region"),
-                    "dataset": row.get("dataset"),
-                    **({"meta": row["meta"]} if row.get("meta") else {}),  # how to read the image
-                },
-            )
-            summary.written += 1
-            summary.tie_broken += result.tie_broken
+        bar = tqdm(
+            total=sum(str(r["id"]) not in done for g in mine for r in g),
+            desc="prefs",
+            disable=not state.is_main_process,
+            dynamic_ncols=True,
+        )
+        for group in mine:
+            ids = [str(r["id"]) for r in group]
+            drawn = sample_group(
+                model, model.processor, [prep(r, Path(cfg.data)) for r in group],
+                [r["question"] for r in group], cfg, ids, state.device,
+            )  # fmt: skip
+            for row, case_id, samples in zip(group, ids, drawn, strict=True):
+                if case_id in done:
+                    continue  # written by an earlier run: the group is drawn whole again
+                bar.update()
+                _rank_and_write(row, case_id, samples, cfg, judge, summary, pair_file, skip_file)
+        bar.close()
         state.wait_for_everyone()
         parts = gather_object(
             [(summary.written, dict(summary.skipped), dict(summary.degenerate_samples),
@@ -375,3 +377,52 @@ def _append(path: Path, row: dict[str, Any]) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(row) + "\n")
         f.flush()
+
+
+def _rank_and_write(
+    row: dict[str, Any],
+    case_id: str,
+    samples: list[str],
+    cfg: PrefsConfig,
+    judge: Any,
+    summary: PrefsSummary,
+    pair_file: Path,
+    skip_file: Path,
+) -> None:
+    """GREEN-rank one case's samples; append its pair or its skip, count it in ``summary``."""
+    from mu2.data.schema import relative_image, resolve_image
+
+    image = resolve_image(row, cfg.data)
+    out = Path(cfg.out)
+    result = rank_samples(
+        samples, row["answer"], judge, cfg.min_length, cfg.tie_break, cfg.min_margin
+    )
+    summary.degenerate_samples.update(result.degenerate)
+    if result.skip is not None:
+        summary.skipped[result.skip] += 1
+        _append(skip_file, {"id": case_id, "reason": result.skip, "scores": result.scores,
+                            "degenerate": sum(result.degenerate.values())})  # fmt: skip
+        return
+    _append(
+        pair_file,
+        {
+            "id": case_id,
+            "case_id": row.get("case_id", case_id),
+            "image": relative_image(image, out),
+            "question": row["question"],
+            "chosen": result.chosen,
+            "rejected": result.rejected,
+            "chosen_green": result.chosen_green,
+            "rejected_green": result.rejected_green,
+            "chosen_errors": result.chosen_errors,
+            "rejected_errors": result.rejected_errors,
+            "reference": row["answer"],
+            "judge": judge.name,
+            # the model card of a DPO model reads where its pairs came from
+            "region": row.get("region"),
+            "dataset": row.get("dataset"),
+            **({"meta": row["meta"]} if row.get("meta") else {}),  # how to read the image
+        },
+    )
+    summary.written += 1
+    summary.tie_broken += result.tie_broken
