@@ -29,7 +29,9 @@ class RehearseConfig:
     )
     two_process: bool = True
     """Also run SFT as two CPU processes under ``accelerate launch``."""
-    prefs: list[str] = field(default_factory=lambda: ["prep=tiny:percentile", "limit=6"])
+    prefs: list[str] = field(
+        default_factory=lambda: ["prep=tiny:percentile", "limit=6", "sample_rows=1"]
+    )
     dpo: list[str] = field(
         default_factory=lambda: ["data.prep=tiny:percentile", "max_steps=2", "log_every=1"]
     )
