@@ -107,3 +107,20 @@ def test_feed_forward_is_linear_gelu_linear():
     y = drop(x)
     drop.eval()
     assert (y - drop(x)).abs().max() > 1e-3
+
+
+def test_the_float_mask_has_the_queries_dtype():
+    bias = torch.randn(2, 3, 4, dtype=torch.float64)
+    key_mask = torch.tensor([[True, True, False, True]])
+    for dtype in (torch.float32, torch.bfloat16, torch.float64):
+        assert attention_mask(None, key_mask, dtype).dtype == dtype
+        assert attention_mask(bias, None, dtype).dtype == dtype
+        assert attention_mask(bias, key_mask, dtype).dtype == dtype
+    # float32 queries with a float64 bias (SDPA refuses a double mask for float queries)
+    torch.manual_seed(7)
+    attn = MultiHeadAttention(8, 2)
+    x = torch.randn(1, 3, 8)
+    ctx = torch.randn(1, 4, 8)
+    out, _ = attn(x, ctx, bias=bias, key_mask=key_mask)
+    ref = _reference(attn, x, ctx, bias.float(), key_mask)
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-5)
