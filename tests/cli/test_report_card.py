@@ -20,16 +20,9 @@ from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
 from mu2.cli.main import main
 
+from .conftest import run
+
 SYNTHETIC = "trained on synthetic phantoms only"
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

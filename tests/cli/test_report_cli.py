@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 
-from mu2.cli.main import main
 from mu2.io.testing import make_bad_inputs
+
+from .conftest import run
 
 
 @pytest.fixture(scope="module")
@@ -26,16 +27,6 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     texts = ["Describe the findings of the abdomen in this CT.", "The liver is normal."]
     build("tiny", preset="mu2", train_texts=texts, seed=0).save_pretrained(out)
     return out
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """Run `mu2 ARGV` in-process; (exit code, stdout, stderr)."""
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # typer's standalone mode exits on success and usage errors
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_every_bad_input_is_exit_2_one_line(

@@ -17,7 +17,7 @@ from fhir.resources.diagnosticreport import DiagnosticReport as DiagnosticReport
 from fhir.resources.R4B.diagnosticreport import DiagnosticReport
 from PIL import Image
 
-from mu2.cli.main import main
+from .conftest import run
 
 # name -> what the one-line refusal says the volume looks like
 LOOKS_LIKE = {
@@ -53,15 +53,6 @@ def inputs(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> dict[str
         files[name] = out / f"{name}.nii.gz"
         nib.save(nib.Nifti1Image(data, ct.affine), files[name])
     return files
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("name", list(LOOKS_LIKE))

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -107,12 +108,11 @@ def llama3_style_tokenizer(texts: Sequence[str], vocab_size: int) -> object:
     return hf
 
 
-def write_llm(folder: Path, texts: Sequence[str], shape: LMShape, seed: int = 0) -> Path:
-    """A random-init Llama-architecture causal LM and its tokenizer, ``save_pretrained``."""
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+def _llama_config(tok: Any, shape: LMShape, **extra: Any) -> Any:
+    """A ``LlamaConfig`` of ``shape`` sized to ``tok``'s vocabulary (LM and judge alike)."""
+    from transformers import LlamaConfig
 
-    tok = llama3_style_tokenizer(texts, shape.vocab_size)
-    config = LlamaConfig(
+    return LlamaConfig(
         vocab_size=len(tok),
         hidden_size=shape.hidden_size,
         intermediate_size=shape.intermediate_size,
@@ -120,11 +120,22 @@ def write_llm(folder: Path, texts: Sequence[str], shape: LMShape, seed: int = 0)
         num_attention_heads=shape.num_attention_heads,
         num_key_value_heads=shape.num_key_value_heads,
         max_position_embeddings=shape.max_position_embeddings,
-        rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
-        tie_word_embeddings=True,  # as Llama-3.2-1B
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
+        **extra,
     )
+
+
+def write_llm(folder: Path, texts: Sequence[str], shape: LMShape, seed: int = 0) -> Path:
+    """A random-init Llama-architecture causal LM and its tokenizer, ``save_pretrained``."""
+    from transformers import GenerationConfig, LlamaForCausalLM
+
+    tok = llama3_style_tokenizer(texts, shape.vocab_size)
+    config = _llama_config(
+        tok, shape,
+        rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
+        tie_word_embeddings=True,  # as Llama-3.2-1B
+    )  # fmt: skip
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)
@@ -154,7 +165,7 @@ def write_judge(folder: Path, texts: Sequence[str], shape: LMShape, seed: int = 
     Different candidates thus get different (meaningless) scores through the real judge
     path: chat prompt, ``generate``, decoding, parsing.
     """
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     from mu2.metrics.green.prompt import make_prompt, render_chat
 
@@ -163,18 +174,7 @@ def write_judge(folder: Path, texts: Sequence[str], shape: LMShape, seed: int = 
     pieces = [tok.convert_tokens_to_ids(p) for p in GREEN_PIECES]
     wrapping = render_chat(make_prompt("", ""), tok.eos_token)  # the prompt minus both reports
     fixed = sorted(set(tok(wrapping)["input_ids"]) | {tok.bos_token_id, tok.eos_token_id})
-    config = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=shape.hidden_size,
-        intermediate_size=shape.intermediate_size,
-        num_hidden_layers=shape.num_hidden_layers,
-        num_attention_heads=shape.num_attention_heads,
-        num_key_value_heads=shape.num_key_value_heads,
-        max_position_embeddings=shape.max_position_embeddings,
-        tie_word_embeddings=False,
-        bos_token_id=tok.bos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
+    config = _llama_config(tok, shape, tie_word_embeddings=False)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)

@@ -15,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from mu2.bench.config import ALL_PRESETS
 from mu2.errors import Mu2Error
 from mu2.tokenizer import PRESETS
 
@@ -22,16 +23,7 @@ from mu2.tokenizer import PRESETS
 # a constant question; the readout still gets the real one): the control for question
 # conditioning.
 NO_QUESTION = "mu2-noq"
-ALL_ROWS: tuple[str, ...] = (
-    "spp",
-    "perceiver",
-    "linvt",
-    "linvt+rpe",
-    "linvt+dts",
-    "linvt+dmtp",
-    "mu2",
-    NO_QUESTION,
-)
+ALL_ROWS: tuple[str, ...] = (*ALL_PRESETS, NO_QUESTION)
 ORGANS: tuple[str, ...] = ("lung", "liver", "kidney", "bladder")
 SIDES: tuple[str, ...] = ("left", "right")
 # Lesion sizes (tokens) and their blocks (dz, dy, dx) inside one region.
