@@ -213,3 +213,22 @@ def test_a_row_is_the_same_model_alone_and_in_the_full_benchmark() -> None:
     alone = build_models(TokenBenchConfig(rows=["perceiver", "linvt"]), 0)
     for row in ("perceiver", "linvt"):
         assert count_params(alone[row]) == count_params(full[row]), row
+
+
+def test_worker_processes_and_run_order_do_not_change_the_results() -> None:
+    """Each (seed, row) run is seeded on its own: two worker processes give the per-item
+    predictions of one process, and a row run alone gives what it gives among the others."""
+    from mu2.bench.tokenizer_bench.run import run_benchmark
+
+    small = {"steps": 6, "eval_items": 64, "batch_size": 8, "seeds": 2}
+    one = run_benchmark(TokenBenchConfig(rows=["linvt", "mu2"], workers=1, **small), False)
+    two = run_benchmark(TokenBenchConfig(rows=["linvt", "mu2"], workers=2, **small), False)
+    alone = run_benchmark(TokenBenchConfig(rows=["mu2"], workers=1, **small), False)
+    key = [(r.seed, r.row) for r in one.runs]
+    assert key == [(0, "linvt"), (0, "mu2"), (1, "linvt"), (1, "mu2")]
+    assert [(r.seed, r.row) for r in two.runs] == key
+    for a, b in zip(one.runs, two.runs, strict=True):
+        assert (a.correct, a.last_loss) == (b.correct, b.last_loss), (a.seed, a.row)
+    mu2_runs = [r for r in one.runs if r.row == "mu2"]
+    for a, b in zip(mu2_runs, alone.runs, strict=True):
+        assert (a.correct, a.last_loss) == (b.correct, b.last_loss), a.seed

@@ -58,7 +58,10 @@ class TokenBenchConfig:
     world_seed: int = 0
     """Seed of the fixed world (organ textures, position code, kind signatures)."""
     threads: int = 1
-    """Torch threads; 1 is fastest on a shared machine (2 threads spin-wait under load)."""
+    """Torch threads per worker; 1 is fastest on a shared machine (2 threads spin-wait under load)."""
+    workers: int | None = None
+    """Processes training (seed, row) runs side by side (None: one per CPU core, at most the
+    number of runs). Each run is seeded on its own, so the results do not depend on it."""
     # World.
     frames: int = 4
     """T: one organ per frame (at most len(ORGANS))."""
@@ -119,6 +122,8 @@ class TokenBenchConfig:
                 problems.append(f"size {s} block {block} does not fit a region of {self.grid}")
         if self.max_distractors > 2 * self.frames - 2:
             problems.append(f"max_distractors={self.max_distractors} > free regions")
+        if self.workers is not None and self.workers < 1:
+            problems.append(f"workers={self.workers} (must be >= 1, or null: one per core)")
         for name in ("seeds", "steps", "batch_size", "eval_items", "kinds", "width"):
             if getattr(self, name) < 1:
                 problems.append(f"{name}={getattr(self, name)} (must be >= 1)")

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,7 @@ import torch
 from torch import nn
 
 from mu2.bench.tokenizer_bench.config import TokenBenchConfig
-from mu2.bench.tokenizer_bench.model import BenchModel, build_models, count_params
+from mu2.bench.tokenizer_bench.model import BenchModel, adapter_widths, build_models, count_params
 from mu2.bench.tokenizer_bench.scenes import Batch, World, make_world, sample_batch
 from mu2.config import to_dict
 from mu2.errors import Mu2Error
@@ -104,8 +107,44 @@ def kind_of(label: torch.Tensor) -> torch.Tensor:
     return torch.where(label > 0, 1 + (label - 1) // 3, torch.zeros_like(label))
 
 
+def run_one(cfg: TokenBenchConfig, seed: int, row: str) -> RowRun:
+    """Train and score one (seed, row). Its model is initialised from ``seed`` and its batches
+    come from its own generator, so a run gives the same result alone, in any order or in
+    any worker process."""
+    torch.set_num_threads(cfg.threads)
+    world = make_world(cfg)
+    ev = eval_batch(cfg, world, seed)
+    torch.manual_seed(seed)
+    model = BenchModel(cfg, row, adapter_widths(cfg)[row])
+    t0 = time.perf_counter()
+    first, last = train_row(model, cfg, world, seed)
+    pred = predict(model, ev)
+    return RowRun(
+        row=row,
+        seed=seed,
+        params=count_params(model),
+        seconds=round(time.perf_counter() - t0, 1),
+        first_loss=round(first, 4),
+        last_loss=round(last, 4),
+        correct=(pred == ev.label).tolist(),
+        kind_correct=(kind_of(pred) == kind_of(ev.label)).tolist(),
+    )
+
+
+def _log_run(run: RowRun) -> None:
+    acc = sum(run.correct) / len(run.correct)
+    log.info(
+        "seed %d %-10s acc %.3f loss %.3f -> %.3f (%d params, %.0f s)",
+        run.seed, run.row, acc, run.first_loss, run.last_loss, run.params, run.seconds,
+    )  # fmt: skip
+
+
 def run_benchmark(cfg: TokenBenchConfig, progress: bool = True) -> BenchResult:
-    """All rows x seeds; returns per-item correctness and the evaluation metadata."""
+    """All rows x seeds; returns per-item correctness and the evaluation metadata.
+
+    The (seed, row) runs are independent, so ``cfg.workers`` processes train them side by
+    side (the 24 runs of the full benchmark keep 2 cores busy to the end, where one process
+    per seed would leave a core idle for the third seed)."""
     torch.set_num_threads(cfg.threads)
     start = time.perf_counter()
     world = make_world(cfg)
@@ -118,27 +157,25 @@ def run_benchmark(cfg: TokenBenchConfig, progress: bool = True) -> BenchResult:
             "distractors": ev.distractors.tolist(),
             "side_question": [int(x) for x in ev.side_question.tolist()],
         }
-        for row, model in build_models(cfg, seed).items():
-            t0 = time.perf_counter()
-            first, last = train_row(model, cfg, world, seed)
-            pred = predict(model, ev)
-            run = RowRun(
-                row=row,
-                seed=seed,
-                params=count_params(model),
-                seconds=round(time.perf_counter() - t0, 1),
-                first_loss=round(first, 4),
-                last_loss=round(last, 4),
-                correct=(pred == ev.label).tolist(),
-                kind_correct=(kind_of(pred) == kind_of(ev.label)).tolist(),
-            )
-            result.runs.append(run)
+    build_models(cfg, 0)  # the parameter-budget check, before any training
+    tasks = [(seed, row) for seed in range(cfg.seeds) for row in cfg.rows]
+    workers = min(cfg.workers or os.cpu_count() or 1, len(tasks))
+    runs: list[RowRun] = []
+    if workers == 1:
+        for seed, row in tasks:
+            runs.append(run_one(cfg, seed, row))
             if progress:
-                acc = sum(run.correct) / len(run.correct)
-                log.info(
-                    "seed %d %-10s acc %.3f loss %.3f -> %.3f (%d params, %.0f s)",
-                    seed, row, acc, first, last, run.params, run.seconds,
-                )  # fmt: skip
+                _log_run(runs[-1])
+    else:
+        ctx = multiprocessing.get_context("spawn")  # no forked torch state in the workers
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            futures = [pool.submit(run_one, cfg, seed, row) for seed, row in tasks]
+            for fut in as_completed(futures):
+                runs.append(fut.result())
+                if progress:
+                    _log_run(runs[-1])
+    order = {task: i for i, task in enumerate(tasks)}
+    result.runs = sorted(runs, key=lambda r: order[(r.seed, r.row)])
     result.wall_s = time.perf_counter() - start
     return result
 
