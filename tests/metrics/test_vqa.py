@@ -106,9 +106,12 @@ def test_interval_is_the_seeded_percentile_bootstrap_of_the_rows() -> None:
     lo, hi = np.quantile(correct[draws].mean(axis=1), [0.025, 0.975])
     assert result.overall.ci == pytest.approx((lo, hi))
     assert result.overall.ci[0] < OVERALL < result.overall.ci[1]
-    assert vqa_accuracy(vqa_rows(), n_resamples=400, seed=7).types["side"].ci == (
-        result.types["side"].ci
+    # each type within its own rows, seed + 1 + its place: side is 2nd, rows 3..6
+    side = correct[3:7][np.random.default_rng(7 + 1 + 1).integers(0, 4, size=(400, 4))]
+    assert result.types["side"].ci == pytest.approx(
+        tuple(np.quantile(side.mean(axis=1), [0.025, 0.975]))
     )
+    assert result.types["location"].ci != result.types["side"].ci
 
 
 def test_bad_rows_are_clear_errors() -> None:
