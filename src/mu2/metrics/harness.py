@@ -228,6 +228,9 @@ def evaluate(
     rows, vqa = _vqa(rows, cfg)
     if not rows:  # VQA rows only: no report metrics
         result = EvalResult(cfg.name, 0, {}, {}, {}, settings=settings_dict(cfg), vqa=vqa)
+        from mu2.metrics.provenance import collect
+
+        result.provenance = collect(cfg, None)
         if out_dir is not None:
             result.write(out_dir)
         return result
