@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
         pred: Path = typer.Option(
             ...,
             "--pred",
-            help="Prediction JSONL: id, prediction, reference [, region, dataset, findings].",
+            help="Prediction JSONL: id, prediction, reference [, region, dataset, findings, "
+            "task, qtype]; task=vqa rows are scored by VQA accuracy per qtype instead.",
         ),
         metrics: str = typer.Option(
             None,

@@ -11,6 +11,8 @@ One JSON object per line::
                                          (empty when unknown, e.g. real reports)
      "region": "abdomen",                chest / abdomen / pelvis, or null (whole report)
      "task": "report",                   "report" (findings prose) or "vqa" (short answer)
+     "qtype": "side",                    optional, vqa rows: the question type, one of
+                                         mu2.findings.questions.QTYPES (absent: not typed)
      "dataset": "synth",                 where the row came from
      "meta": {...}}                      optional: spacing, rescale slope / intercept,
                                          ``hu_already``, ``intensity`` ("hu" or "unit"), ...
@@ -31,6 +33,7 @@ from typing import Any
 
 from mu2.errors import Mu2Error
 from mu2.findings.catalogue import REGIONS, Finding
+from mu2.findings.questions import QTYPES
 
 TASKS: tuple[str, ...] = ("report", "vqa")
 REQUIRED_KEYS: tuple[str, ...] = ("id", "image", "question")
@@ -45,6 +48,7 @@ _KNOWN = (
     "findings",
     "region",
     "task",
+    "qtype",
     "dataset",
     "meta",
 )
@@ -65,6 +69,9 @@ class Record:
     dataset: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    qtype: str | None = None
+    """VQA question type (``side``, ``severity``, ...); written only when set, so rows
+    without one keep the bytes they always had."""
 
     def __post_init__(self) -> None:
         if not self.case_id:
@@ -83,6 +90,8 @@ class Record:
             "task": self.task,
             "dataset": self.dataset,
         }
+        if self.qtype is not None:
+            d["qtype"] = self.qtype
         if self.meta:
             d["meta"] = self.meta
         d.update(self.extra)
@@ -127,6 +136,14 @@ def record_from_dict(d: Any, *, path: Path, line: int) -> Record:
     task = d.get("task", "report")
     if task not in TASKS:
         raise _problem(path, line, f'"task" is {task!r}', fix=f"use one of {list(TASKS)}")
+    qtype = d.get("qtype")
+    if qtype is not None and (task != "vqa" or qtype not in QTYPES):
+        raise _problem(
+            path,
+            line,
+            f'"qtype" is {qtype!r} on a {task!r} row',
+            fix=f'"qtype" belongs to "vqa" rows and is one of {list(QTYPES)} (or leave it out)',
+        )
     findings = d.get("findings", [])
     if not isinstance(findings, list):
         raise _problem(path, line, '"findings" must be a list of finding objects')
@@ -151,6 +168,7 @@ def record_from_dict(d: Any, *, path: Path, line: int) -> Record:
         task=task,
         dataset=d.get("dataset", ""),
         meta=meta,
+        qtype=qtype,
         extra={k: v for k, v in d.items() if k not in _KNOWN},
     )
 

@@ -18,7 +18,9 @@ import torch
 
 log = logging.getLogger(__name__)
 
-KEPT_FIELDS: tuple[str, ...] = ("case_id", "question", "region", "task", "dataset", "findings")
+KEPT_FIELDS: tuple[str, ...] = (
+    "case_id", "question", "region", "task", "qtype", "dataset", "findings",
+)  # fmt: skip
 REQUIRED_FIELDS: tuple[str, ...] = ("id", "image", "question", "answer")
 
 

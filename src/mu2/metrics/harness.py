@@ -225,6 +225,15 @@ def evaluate(
     overrides = {"metrics": metrics, "green_backend": green_backend, "by": by}
     cfg = EvalConfig(**{**settings_dict(cfg), **{k: v for k, v in overrides.items() if v}})
     validate_rows(rows)
+    rows, vqa = _vqa(rows, cfg)
+    if not rows:  # VQA rows only: no report metrics
+        result = EvalResult(cfg.name, 0, {}, {}, {}, settings=settings_dict(cfg), vqa=vqa)
+        from mu2.metrics.provenance import collect
+
+        result.provenance = collect(cfg, None)
+        if out_dir is not None:
+            result.write(out_dir)
+        return result
     refs = [r["reference"] for r in rows]
     preds = [r["prediction"] for r in rows]
     ids = [str(r["id"]) for r in rows]
@@ -289,12 +298,24 @@ def evaluate(
         with _timed(timings, "per_finding"):
             result.per_finding = per_finding(preds, truths, [r.get("region") for r in rows])
     result.timings_s = timings
+    result.vqa = vqa
     from mu2.metrics.provenance import collect
 
     result.provenance = collect(cfg, judge.label if judge is not None else None)
     if out_dir is not None:
         result.write(out_dir)
     return result
+
+
+def _vqa(rows: Sequence[dict[str, Any]], cfg: EvalConfig) -> tuple[Sequence[dict[str, Any]], Any]:
+    """Report rows (scored by the text metrics) and the VQA accuracy of the task=="vqa" rows
+    (None without any): a short answer is scored by its closed class, not by n-grams."""
+    from mu2.metrics.vqa import split_rows, vqa_accuracy
+
+    reports, vqa_rows = split_rows(rows)
+    if not vqa_rows:
+        return rows, None
+    return reports, vqa_accuracy(vqa_rows, cfg.bootstrap, cfg.ci_level, cfg.seed)
 
 
 @contextlib.contextmanager

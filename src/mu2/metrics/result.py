@@ -18,11 +18,13 @@ from mu2.metrics.green.backends import RULES_LABEL
 from mu2.metrics.green.score import GreenResult
 from mu2.metrics.nlg import DEFAULT_BERTSCORE_LABEL
 from mu2.metrics.perfinding import PerFindingResult
+from mu2.metrics.vqa import VqaResult
 
 METRICS_JSON = "metrics.json"
 METRICS_CSV = "metrics.csv"
 TABLE_MD = "table.md"
 PER_CASE_JSONL = "per_case.jsonl"
+VQA_PER_CASE_JSONL = "vqa_per_case.jsonl"
 
 # Paper Table 1 columns (plus BLEU-4) -> our metric keys.
 TABLE_COLUMNS: dict[str, str] = {
@@ -55,6 +57,7 @@ class EvalResult:
     settings: dict[str, Any] = field(default_factory=dict)
     timings_s: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
     provenance: dict[str, Any] = field(default_factory=dict)  # mu2.metrics.provenance
+    vqa: VqaResult | None = None  # the task=="vqa" rows (the rest are the n report rows)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -81,6 +84,8 @@ class EvalResult:
             out["green"] = self.green.summary()
         if self.per_finding is not None:
             out["per_finding"] = self.per_finding.to_dict()
+        if self.vqa is not None:
+            out["vqa"] = self.vqa.to_dict()
         return out
 
     # --- markdown ---------------------------------------------------------------------
@@ -99,7 +104,9 @@ class EvalResult:
         return f"| {label} | " + " | ".join(cells) + " |"
 
     def table_markdown(self) -> str:
-        """Table 1 layout, then 95% CIs, labels and (when present) per-finding accuracy."""
+        """Table 1 layout, then 95% CIs, labels, (when present) per-finding and VQA accuracy."""
+        if self.n == 0 and self.vqa is not None:  # VQA rows only
+            return self._vqa_markdown().lstrip("\n") + "\n"
         header = ["Method", *self._header()]
         lines = [
             "| " + " | ".join(header) + " |",
@@ -127,7 +134,13 @@ class EvalResult:
                 lines.append(f"- {col}: {self.labels[key]}")
         if self.per_finding is not None:
             lines += ["", _per_finding_markdown(self.per_finding)]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + self._vqa_markdown() + "\n"
+
+    def _vqa_markdown(self) -> str:
+        if self.vqa is None:
+            return ""
+        level = float(self.settings.get("ci_level", 0.95))
+        return f"\n\n{self.name}, " + self.vqa.table_markdown(level)
 
     # --- files ------------------------------------------------------------------------
     def write(self, out_dir: str | Path) -> dict[str, Path]:
@@ -153,12 +166,23 @@ class EvalResult:
                 for key, value in scores.items():
                     lo, hi = ci.get(key, (None, None))
                     writer.writerow([group, n, key, value, lo, hi, self.labels.get(key, "")])
+            if self.vqa is not None:
+                vqa_blocks = [*self.vqa.types.items(), ("all", self.vqa.overall)]
+                for qtype, s in vqa_blocks:
+                    lo, hi = s.ci or (None, None)
+                    row = [f"vqa:{qtype}", s.n, "vqa_accuracy", s.accuracy, lo, hi, self.vqa.label]
+                    writer.writerow(row)
         paths["table"].write_text(self.table_markdown())
         with paths["per_case"].open("w") as f:
             for row in self.per_case:
                 f.write(json.dumps(row) + "\n")
         if self.green is not None:
             paths["green_answers"] = self.green.save_answers(out)
+        if self.vqa is not None:
+            paths["vqa_per_case"] = out / VQA_PER_CASE_JSONL
+            paths["vqa_per_case"].write_text(
+                "".join(json.dumps(r) + "\n" for r in self.vqa.per_case)
+            )
         return paths
 
 

@@ -33,9 +33,10 @@ from tqdm import tqdm
 from mu2.data.schema import Record, write_jsonl
 from mu2.data.synthetic.anatomy import LABEL_NAMES
 from mu2.data.synthetic.case import Case, make_case
-from mu2.data.synthetic.synth_config import SynthConfig, config_dict
+from mu2.data.synthetic.synth_config import DEFAULT_VQA_TYPES, SynthConfig, config_dict
 from mu2.errors import Mu2Error
-from mu2.findings.writer import organ_questions, write_question, write_report
+from mu2.findings.questions import PRESENCE, balanced_pick, typed_questions
+from mu2.findings.writer import write_question, write_report
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,18 @@ def save_nifti(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
 
 
 def case_rows(case: Case, cfg: SynthConfig, seed: int) -> list[Record]:
-    """Report rows (one per region) and up to ``cfg.vqa_per_case`` yes/no rows."""
+    """Report rows (one per region) and up to ``cfg.vqa_per_case`` short-answer rows.
+
+    With ``vqa_types`` at its default (presence only) the rows are those this function
+    always wrote. Other types draw from their own generator, so the report rows and the
+    presence questions stay the same whichever types are enabled.
+    """
     rng = random.Random(f"{seed}-{case.case_id}")  # str seeds are stable across runs
+    typed = tuple(cfg.vqa_types) != DEFAULT_VQA_TYPES
+    qrng = random.Random(f"{seed}-{case.case_id}-vqa")
     image = f"images/{case.case_id}.nii.gz"
     rows: list[Record] = []
-    qa: list[tuple[str, str, str]] = []
+    qa: list[tuple[str, str, str, str]] = []  # (region, question, answer, qtype)
     for region in case.regions:
         mine = [f for f in case.findings if f.region == region]
         rows.append(
@@ -88,14 +96,21 @@ def case_rows(case: Case, cfg: SynthConfig, seed: int) -> list[Record]:
                 dataset=DATASET_NAME,
             )
         )
-        qa += [
-            (region, q, a)
-            for q, a, kind in organ_questions(mine, region, rng, with_kind=True)
-            if kind in cfg.kinds  # a kind the preset never draws is always "No.": no signal
-        ]
-    keep = sorted(rng.sample(range(len(qa)), min(cfg.vqa_per_case, len(qa))))
+        # Always drawn (from rng), so later regions' reports do not depend on vqa_types.
+        presence = typed_questions(mine, region, PRESENCE, rng, cfg.kinds)
+        for qtype in cfg.vqa_types:
+            pool = (
+                presence
+                if qtype == PRESENCE
+                else typed_questions(mine, region, qtype, qrng, cfg.kinds)
+            )
+            qa += [(region, q, a, qtype) for q, a, _ in pool]
+    if typed:
+        keep = balanced_pick([t for *_, t in qa], cfg.vqa_per_case, qrng)
+    else:
+        keep = sorted(rng.sample(range(len(qa)), min(cfg.vqa_per_case, len(qa))))
     for j, i in enumerate(keep):
-        region, q, a = qa[i]
+        region, q, a, qtype = qa[i]
         mine = [f for f in case.findings if f.region == region]
         rows.append(
             Record(
@@ -108,6 +123,7 @@ def case_rows(case: Case, cfg: SynthConfig, seed: int) -> list[Record]:
                 region=region,
                 task="vqa",
                 dataset=DATASET_NAME,
+                qtype=qtype if typed else None,
             )
         )
     return rows

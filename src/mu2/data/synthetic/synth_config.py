@@ -22,6 +22,7 @@ from typing import Any
 from mu2.config import apply_overrides, from_dict, to_dict
 from mu2.errors import Mu2Error
 from mu2.findings.catalogue import FINDING_KINDS
+from mu2.findings.questions import PRESENCE, check_qtypes
 
 Range = tuple[float, float]
 
@@ -172,7 +173,11 @@ class SynthConfig:
 
     # --- rows and splits -----------------------------------------------------------------
     vqa_per_case: int = 2
-    """Per-organ yes/no rows kept per case (0 = none)."""
+    """Short-answer (VQA) rows kept per case (0 = none)."""
+    vqa_types: tuple[str, ...] = ("presence",)
+    """Question types of the VQA rows (mu2.findings.questions.QTYPES): presence (yes/no),
+    side, location, severity. With more than presence the rows record their ``qtype``
+    and the types take turns for the ``vqa_per_case`` places."""
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     """train / val / test shares of the cases."""
     holdout_combos: tuple[str, ...] = ()
@@ -208,6 +213,9 @@ class SynthConfig:
             problems.append(f"slices must be (low, high) with 4 <= low <= high, got {self.slices}")
         if self.max_findings < 0 or self.max_count < 2 or self.vqa_per_case < 0:
             problems.append("max_findings and vqa_per_case must be >= 0, max_count >= 2")
+        if not self.vqa_types or len(set(self.vqa_types)) != len(self.vqa_types):
+            problems.append(f"vqa_types must be distinct question types, got {self.vqa_types}")
+        problems += [f"vqa_types: {p}" for p in check_qtypes(self.vqa_types)]
         if self.anatomy not in ("procedural", "real"):
             problems.append(f"anatomy is '{self.anatomy}', use procedural or real")
         if len(self.split) != 3 or min(self.split) < 0 or abs(sum(self.split) - 1.0) > 1e-6:
@@ -289,5 +297,16 @@ def make_config(
     return from_dict(SynthConfig, data)
 
 
+DEFAULT_VQA_TYPES: tuple[str, ...] = (PRESENCE,)
+
+
 def config_dict(cfg: SynthConfig) -> dict[str, Any]:
-    return to_dict(cfg)
+    """The config as plain data (manifest.json, the demo's stage hash).
+
+    ``vqa_types`` is left out at its default, so the manifests and stage hashes of data
+    sets written before the field existed stay what they were (reading one back gives
+    the default again)."""
+    out = to_dict(cfg)
+    if tuple(cfg.vqa_types) == DEFAULT_VQA_TYPES:
+        del out["vqa_types"]
+    return out
