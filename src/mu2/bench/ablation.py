@@ -16,7 +16,8 @@ Layout of OUT::
     data/<dataset>/                  `mu2 data synth` output; cache/ of prepared volumes
     runs/<dataset>/seed<s>/clip/     stage 0 (final/vision.safetensors, probe.md)
     runs/<dataset>/seed<s>/<row>/    lm/, sft/ (mu2+dpo: prefs/, dpo/), predictions/<split>.jsonl,
-                                     metrics/<split>.json, timing.json, status.json
+                                     metrics/<split>.json, question_dependence.json,
+                                     timing.json, status.json
     eval/                            the one evaluation's files (per-case scores, GREEN answers)
     table.md table.csv results.json ablation_<dataset>.png
 
@@ -39,6 +40,7 @@ import torch
 
 from mu2.bench.config import DPO_ROW, SPLITS, STATUS, AblationConfig
 from mu2.bench.predict import predict_split, split_rows, write_predictions
+from mu2.bench.qdep import measure_question_dependence, qdep_done
 from mu2.bench.score import RunPredictions, score_runs
 from mu2.config import to_dict
 from mu2.errors import Mu2Error
@@ -98,9 +100,7 @@ def prepare_data(cfg: AblationConfig, dataset: str, out: Path, progress: bool) -
     folder = out / "data" / dataset
     if (folder / MANIFEST).is_file():
         return folder
-    synth_cfg = make_config(
-        "tiny", "tiny", dataset, [f"holdout_combos={','.join(cfg.holdout_combos)}"]
-    )
+    synth_cfg = make_config("tiny", "tiny", dataset, cfg.synth_overrides())
     with timed(out / "data" / TIMING, dataset):
         synthesize(
             folder, cfg.cases, cfg.data_seed, synth_cfg, workers=cfg.workers,
@@ -183,12 +183,15 @@ def train_sft(cfg: AblationConfig, data: Path, run_dir: Path, seed: int, preset:
         return final
     lm = train_lm(cfg, data, run_dir, seed, preset, vision)
     asked = recipe_values(recipe_class("sft"), cfg.sft)
-    fill = recipe_values(recipe_class("lm"), cfg.lm).get("fill")
+    lm_values = recipe_values(recipe_class("lm"), cfg.lm)
+    # The findings-code loss needs an LLM that reads the code: an LM stage with the code
+    # in its image block (context=findings, fill=code; context=none writes no code at all).
+    context = lm_values.get("context", "findings")
+    reads_code = context == "findings" and lm_values.get("fill") == "code"
     start: dict[str, Any] = (
-        # The findings-code loss needs an LLM that reads the code (the LM stage, fill=code).
         {"model.init_from": str(lm), "model.vision_path": None,
          "model.freeze_llm": bool(asked["model"]["freeze_llm"]),
-         **({} if fill == "code" else {"code_weight": 0.0})}
+         **({} if reads_code else {"code_weight": 0.0})}
         if lm is not None
         else {"model.init_from": None, "model.vision_path": str(vision),
               "model.overrides": dict(cfg.model_overrides), "model.freeze_llm": False,
@@ -215,8 +218,9 @@ def train_dpo(cfg: AblationConfig, data: Path, run_dir: Path, seed: int,
     pairs = run_dir / "prefs" / "pairs.jsonl"
     prefs = _recipe(cfg, "prefs", None, seed, {
         "model": str(sft_model), "data": str(data / "train.jsonl"), "out": str(pairs),
-        # The pairs are of the scored task, sampled with the scored reports' length cap.
-        "tasks": list(cfg.tasks), "max_new_tokens": cfg.max_new_tokens,
+        # The pairs are of the scored report tasks (GREEN ranks reports, not short answers),
+        # sampled with the scored reports' length cap.
+        "tasks": report_tasks(cfg), "max_new_tokens": cfg.max_new_tokens,
     })  # fmt: skip
     with timed(run_dir / TIMING, "prefs"):
         summary = run_stage("prefs", prefs)
@@ -252,6 +256,13 @@ def predict(cfg: AblationConfig, data: Path, run_dir: Path, model_dir: Path,
                 )  # fmt: skip
             write_predictions(rows, path)
     return files
+
+
+def report_tasks(cfg: AblationConfig) -> list[str]:
+    """The scored row tasks that are reports (``vqa`` rows are short answers)."""
+    from mu2.metrics.vqa import VQA_TASK
+
+    return [t for t in cfg.tasks if t != VQA_TASK] or ["report"]
 
 
 def _status(run_dir: Path, **values: Any) -> None:
@@ -299,6 +310,9 @@ def run_ablation(cfg: AblationConfig, progress: bool = True) -> AblationResult:
                     if model_dir is None:
                         result.skipped[f"{dataset}/seed{seed}/{row}"] = note
                         continue
+                    if not qdep_done(cfg, run_dir, model_dir):
+                        with timed(run_dir / TIMING, "question_dependence"):
+                            measure_question_dependence(cfg, data, run_dir, model_dir)
                     for split, path in predict(cfg, data, run_dir, model_dir, progress):
                         runs.append(RunPredictions(
                             dataset, seed, row, split, path, run_dir / "metrics" / f"{split}.json"

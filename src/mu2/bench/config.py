@@ -1,9 +1,10 @@
 """Config of ``mu2 bench ablation``: which rows, data sets and seeds, and the one budget.
 
 The values live in ``configs/bench/ablation.yaml`` (``--quick``: ``ablation-quick.yaml``,
-which starts from it): each training stage names its recipe YAML (``configs/sft/tiny.yaml``,
-...) and the benchmark's ``key=value`` changes to it, so every preset gets the same
-budget from one place. This module holds the schema and its checks.
+which starts from it; ``--profile paper``: ``ablation-paper.yaml``, the paper's recipe
+without the findings-code aid, and its ``ablation-paper-quick.yaml``): each training stage
+names its recipe YAML (``configs/sft/tiny.yaml``, ...) and the benchmark's ``key=value``
+changes to it, so every preset gets the same budget from one place. This module holds the schema and its checks.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ DATASETS: tuple[str, ...] = ("procedural", "real")
 """Anatomy of the synthetic benchmark: drawn phantoms, or lesions drawn in the real CT."""
 TRAINING_STAGES: tuple[str, ...] = ("clip", "lm", "sft", "prefs", "dpo")
 PROFILE, QUICK_PROFILE = "ablation", "ablation-quick"
+QUICK_SUFFIX = "-quick"  # a shipped profile's quick variant: <profile>-quick.yaml
 
 # Knobs besides the recipes that decide what a finished step computed: a resumed run must
 # match them and every stage's resolved recipe config (:meth:`AblationConfig.budget`).
@@ -81,6 +83,9 @@ class AblationConfig:
     """Finding pairs never seen together in training (test_generalisation split)."""
     workers: int | None = None
     """Processes for data synthesis (None: all cores)."""
+    synth: list[str] = field(default_factory=list)
+    """``key=value`` overrides of the synthetic data config (``mu2 data synth``'s, e.g.
+    ``vqa_types=[presence,side]``), after ``holdout_combos``; empty: the tiny preset."""
 
     # --- training stages: recipe YAML + the benchmark's overrides -----------------------
     clip: StageSpec = field(default_factory=lambda: StageSpec("clip/tiny"))
@@ -104,10 +109,15 @@ class AblationConfig:
     max_new_tokens: int = 96
     """Greedy decoding cap of the scored reports and of the preference samples."""
     eval_batch_size: int = 64
+    question_dependence_scans: int = 24
+    """Test scans per trained model for the question-dependence columns (heat-map r of
+    the chest and abdomen questions, heat share in the asked region); 0: not measured."""
     num_threads: int | None = 1
     """torch threads of every stage."""
     quick: bool = False
     """Recorded only: whether the quick profile was used."""
+    profile: str = PROFILE
+    """Recorded only: the profile the config started from (the recipe the tables show)."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -123,6 +133,11 @@ class AblationConfig:
         bad_metrics = [m for m in self.metrics if m not in ALL_METRICS]
         if bad_metrics or not self.metrics:
             problems.append(f"metrics must be some of {','.join(ALL_METRICS)}, got {self.metrics}")
+        if not self.tasks:
+            problems.append("tasks must name the row tasks to score, e.g. [report, vqa]")
+        if self.question_dependence_scans < 0:
+            n = self.question_dependence_scans
+            problems.append(f"question_dependence_scans must be >= 0, got {n}")
         for name in ("seeds", "cases", "max_new_tokens", "eval_batch_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -146,6 +161,10 @@ class AblationConfig:
         ordered += [p for p in self.presets if p not in ALL_PRESETS]
         return ordered + ([DPO_ROW] if self.dpo.enabled else [])
 
+    def synth_overrides(self) -> list[str]:
+        """``key=value`` overrides of the tiny synthetic data config (``mu2 data synth``)."""
+        return [f"holdout_combos={','.join(self.holdout_combos)}", *self.synth]
+
     def stage(self, name: str) -> StageSpec:
         """The recipe and overrides of training stage ``name``."""
         spec: StageSpec = getattr(self, name)
@@ -159,6 +178,8 @@ class AblationConfig:
         """Flat ``key -> value`` of what a finished step computed with: the budget knobs,
         which optional stages run, and every stage's resolved recipe config."""
         out: dict[str, Any] = {name: getattr(self, name) for name in BUDGET_FIELDS}
+        if self.synth:  # absent when empty: runs made before the field keep their budget
+            out["synth"] = list(self.synth)
         out.update({"lm.enabled": self.lm.enabled, "dpo.enabled": self.dpo.enabled})
         for stage in TRAINING_STAGES:
             out.update(_flat(self.recipe(stage), f"{stage}."))
@@ -175,21 +196,42 @@ def _flat(values: dict[str, Any], prefix: str) -> dict[str, Any]:
     return out
 
 
+def profile_name(profile: str | None, quick: bool) -> str:
+    """The profile to load: a shipped name (``paper`` = ``ablation-paper``; ``--quick``
+    adds ``-quick``) or a YAML path (taken as it is; ``--quick`` is then refused)."""
+    name = str(profile or PROFILE)
+    if "/" in name or name.endswith(".yaml"):
+        if quick:
+            raise Mu2Error(
+                f"--quick picks the quick variant of a shipped profile, not of {name}",
+                path=name, fix="drop --quick, or pass the quick YAML itself",
+            )  # fmt: skip
+        return name
+    if name != PROFILE and not name.startswith(f"{PROFILE}-"):
+        name = f"{PROFILE}-{name}"  # paper -> ablation-paper
+    return f"{name}{QUICK_SUFFIX}" if quick and not name.endswith(QUICK_SUFFIX) else name
+
+
 def make_ablation_config(
     quick: bool = False,
     data: dict[str, Any] | None = None,
     overrides: list[str] | None = None,
     where: str = "bench ablation",
+    profile: str | None = None,
 ) -> AblationConfig:
-    """configs/bench/ablation.yaml (quick: ablation-quick.yaml) <- ``data`` (a mapping of
-    fields, e.g. a user's YAML and the command's flags) <- ``key=value`` overrides, where
-    ``<stage>.<recipe key>=v`` is appended to that stage's ``set`` list."""
-    base = load_profile(QUICK_PROFILE if quick else PROFILE, "bench")
+    """configs/bench/ablation.yaml (or ``profile``; quick: its -quick variant) <- ``data``
+    (a mapping of fields, e.g. a user's YAML and the command's flags) <- ``key=value``
+    overrides, where ``<stage>.<recipe key>=v`` is appended to that stage's ``set`` list."""
+    name = profile_name(profile, quick)
+    base = {**load_profile(name, "bench"), "profile": name}
     merged = merge_profiles(base, data or {})
     rest, extra = stage_overrides(list(overrides or []), TRAINING_STAGES)
     merged = add_stage_sets(apply_overrides(merged, rest), extra)
     cfg = from_dict(AblationConfig, merged, where=where)
     cfg.budget()  # every stage's recipe builds: a bad key fails here, before any training
+    from mu2.data.synthetic.synth_config import make_config
+
+    make_config("tiny", "tiny", DATASETS[0], cfg.synth_overrides())  # so does a bad synth item
     return cfg
 
 

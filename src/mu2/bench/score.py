@@ -5,6 +5,10 @@ the per-case values (corpus BLEU and METEOR from summed statistics), so scoring 
 together with one group per run gives exactly the numbers of scoring each run alone -- with
 one METEOR JVM (11 s to start on an idle machine, 35-40 s on this loaded one) and one
 BERTScore model load instead of one per run and split.
+
+Short-answer rows (``task`` ``vqa``) are no reports: each run's are scored apart by VQA
+accuracy (:func:`mu2.metrics.vqa.vqa_accuracy`, exact match of the closed answer, overall
+and per question type), as ``mu2 eval`` does, and the text metrics see the report rows only.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 from mu2.metrics import EvalConfig, evaluate
 from mu2.metrics.perfinding import per_finding
+from mu2.metrics.vqa import split_rows, vqa_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +33,8 @@ FINDING_F1_LABEL = (
     "finding-level micro F1 of the findings read back from each report (mu2 extractor) "
     "against the structured ground truth"
 )
+VQA_ACCURACY = "vqa_accuracy"
+"""Score key of a run's VQA accuracy; ``vqa_accuracy.<type>`` per question type."""
 
 
 @dataclass
@@ -59,38 +66,49 @@ def score_runs(
 
     rows: list[dict[str, Any]] = []
     spans: dict[str, tuple[int, int]] = {}
+    vqa: dict[str, list[dict[str, Any]]] = {}
     for run in runs:
         start = len(rows)
-        for r in _read(run.predictions):
+        reports, vqa[run.key] = split_rows(_read(run.predictions))
+        for r in reports:
             rows.append({**r, "id": f"{run.key}::{r['id']}", GROUP_KEY: run.key})
         spans[run.key] = (start, len(rows))
-    if not rows:
+    if not rows and not any(vqa.values()):
         return {}
     cfg = EvalConfig(metrics=list(metrics), by=GROUP_KEY, bootstrap=0, name="ablation")
-    log.info("scoring %d prediction rows of %d runs", len(rows), len(runs))
-    result = evaluate(rows, config=cfg, out_dir=eval_dir, progress=progress)
+    log.info("scoring %d report rows of %d runs", len(rows), len(runs))
+    result = evaluate(rows, config=cfg, out_dir=eval_dir, progress=progress) if rows else None
     out: dict[str, dict[str, Any]] = {}
     for run in runs:
         lo, hi = spans[run.key]
-        if hi == lo:
+        if hi == lo and not vqa[run.key]:
             continue
         mine = rows[lo:hi]
         pf = per_finding(
             [r["prediction"] for r in mine],
             [[Finding.from_dict(f) for f in r.get("findings", [])] for r in mine],
             [r.get("region") for r in mine],
-        )
+        ) if mine else None  # fmt: skip
+        scores = {**result.groups[run.key], FINDING_F1: pf.f1} if result and pf else {}
+        labels = {**result.labels, FINDING_F1: FINDING_F1_LABEL} if result else {}
+        acc = vqa_accuracy(vqa[run.key], n_resamples=0) if vqa[run.key] else None
+        if acc is not None:  # one value per seed, like the report scores
+            scores[VQA_ACCURACY] = acc.overall.accuracy
+            scores.update({f"{VQA_ACCURACY}.{t}": s.accuracy for t, s in acc.types.items()})
+            labels[VQA_ACCURACY] = acc.label
         doc = {
             "key": run.key,
             "dataset": run.dataset,
             "seed": run.seed,
             "row": run.row,
             "split": run.split,
-            "n": result.group_sizes[run.key],
-            "scores": {**result.groups[run.key], FINDING_F1: pf.f1},
-            "labels": {**result.labels, FINDING_F1: FINDING_F1_LABEL},
-            "green": result.group_green.get(run.key),
-            "per_finding": pf.to_dict(),
+            "n": hi - lo,
+            "n_vqa": len(vqa[run.key]),
+            "scores": scores,
+            "labels": labels,
+            "green": result.group_green.get(run.key) if result else None,
+            "per_finding": pf.to_dict() if pf else {"kinds": {}},
+            "vqa": acc.to_dict() if acc is not None else None,
             "predictions": str(run.predictions),
             "evaluated_with": {"metrics": list(metrics), "eval_dir": str(eval_dir)},
         }

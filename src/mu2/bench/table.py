@@ -18,6 +18,7 @@ from typing import Any
 
 from mu2.bench.config import DPO_ROW, SPLITS, STATUS, AblationConfig
 from mu2.bench.score import FINDING_F1
+from mu2.bench.table_extra import add_question_dependence, extra_sections
 from mu2.metrics.green.backends import RULES_LABEL
 from mu2.metrics.nlg import DEFAULT_BERTSCORE_LABEL
 from mu2.metrics.result import TABLE_COLUMNS
@@ -134,6 +135,7 @@ def build_tables(out: Path, cfg: AblationConfig) -> Tables:
                     }
                     if split not in t.splits:
                         t.splits.append(split)
+    add_question_dependence(t, out, cfg)
     t.splits = [s for s in SPLITS if s in t.splits]
     t.timing = timing_summary(out)
     return t
@@ -244,11 +246,26 @@ def claims_markdown(t: Tables, split: str = "test") -> str:
     return "\n".join(lines)
 
 
+def recipe_line(c: dict[str, Any], b: dict[str, Any]) -> str:
+    """The recipe in one sentence: LM stage, SFT losses, what trains (from the budget)."""
+    lm = "no LM stage" if not b.get("lm.enabled", True) else (
+        f"LM stage context {b.get('lm.context')}"
+        + (f", fill {b.get('lm.fill')}" if b.get("lm.context") == "findings" else "")
+    )  # fmt: skip
+    llm = "frozen" if b.get("sft.model.freeze_llm") and b.get("lm.enabled", True) else "trained"
+    return (
+        f"{lm}; SFT code loss weight {b.get('sft.code_weight')} (code init "
+        f"{b.get('sft.code_init_rows')} rows), grounding weight {b.get('sft.ground_weight')}, "
+        f"LLM {llm}; data overrides {c.get('synth') or 'none'}."
+    )
+
+
 def tables_markdown(t: Tables) -> str:
     c, b = t.config, t.budget
     parts = [
         "# mu2 bench ablation: Table 1 / Table 2 analogues on the embedded benchmark",
         "",
+        f"Profile {c.get('profile', 'ablation')}: {recipe_line(c, b)} "
         f"Seeds {t.seeds}; mean ± sample sd over seeds (n = seeds with a metrics file). "
         f"Budget per preset: stage 0 {b.get('clip.max_steps')} steps (one tower per data set "
         f"and seed, frozen in SFT), SFT {b.get('sft.max_steps')} steps x batch "
@@ -271,6 +288,7 @@ def tables_markdown(t: Tables) -> str:
         for d in t.datasets:
             parts += ["", f"## Per-finding sensitivity / specificity: {d} anatomy, test split",
                       "", kinds_markdown(t, d, "test")]  # fmt: skip
+    parts += extra_sections(t)
     parts += ["", "Columns:"] + [
         f"- {col}: {t.labels[key]}" for col, key in COLUMNS.items() if key in t.labels
     ]

@@ -1,6 +1,6 @@
 """``mu2 bench``: the paper's tables on the embedded benchmark.
 
-mu2 bench ablation [--quick] [--seeds 3] [--presets spp,perceiver,...,mu2] [--dpo]
+mu2 bench ablation [--profile paper] [--quick] [--seeds 3] [--presets spp,perceiver,...,mu2] [--dpo]
                    [--data procedural|real|both] [--out DIR] [--set key=value ...]
 mu2 bench table --out DIR        # rebuild table.md / plots from the metrics files
 mu2 bench tokenizer [--quick] [--seeds 3] [--rows mu2,linvt,...] [--out DIR] [--set key=value]
@@ -22,10 +22,15 @@ _EXTRA = {"help_option_names": ["-h", "--help"]}
 
 
 def resolve_config(
-    config: Path | None, flags: dict[str, Any], overrides: list[str], quick: bool
+    config: Path | None,
+    flags: dict[str, Any],
+    overrides: list[str],
+    quick: bool,
+    profile: str | None = None,
 ) -> Any:
-    """configs/bench/ablation.yaml (--quick: ablation-quick.yaml) <- the YAML of --config
-    <- flags <- --set (see :func:`mu2.bench.config.make_ablation_config`)."""
+    """configs/bench/ablation.yaml (--profile paper: ablation-paper.yaml; --quick: the
+    profile's -quick variant) <- the YAML of --config <- flags <- --set (see
+    :func:`mu2.bench.config.make_ablation_config`)."""
     from mu2.bench.config import make_ablation_config
     from mu2.recipes.profile import merge_profiles, read_mapping
 
@@ -38,7 +43,7 @@ def resolve_config(
     if "dpo" in given:  # --dpo/--no-dpo: the mu2 + DPO row
         given["dpo"] = {"enabled": given["dpo"]}
     where = str(config) if config else "bench ablation"
-    return make_ablation_config(quick, merge_profiles(data, given), overrides, where)
+    return make_ablation_config(quick, merge_profiles(data, given), overrides, where, profile)
 
 
 def register(app: typer.Typer) -> None:
@@ -50,6 +55,13 @@ def register(app: typer.Typer) -> None:
 
     @bench.command("ablation", context_settings=_EXTRA)
     def ablation(
+        profile: str | None = typer.Option(
+            None,
+            "--profile",
+            "-p",
+            help="ablation (default: the findings-code recipe), paper (the paper's recipe: "
+            "text-only LM stage, next-token loss, LLM trained; VQA types), or a profile YAML.",
+        ),
         quick: bool = typer.Option(
             False, "--quick", help="1 seed, 16 cases, 2 steps, linvt and mu2 (a smoke run)."
         ),
@@ -100,7 +112,7 @@ def register(app: typer.Typer) -> None:
             "out": str(out) if out is not None else None,
             "metrics": metrics.split(",") if metrics else None,
         }
-        cfg = resolve_config(config, flags, merge(positional, overrides), quick)
+        cfg = resolve_config(config, flags, merge(positional, overrides), quick, profile)
         configure_logging(not quiet)
         from mu2.bench.ablation import run_ablation
 

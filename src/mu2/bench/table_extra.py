@@ -1,0 +1,131 @@
+"""The ablation's VQA-accuracy and question-dependence tables (beside :mod:`mu2.bench.table`).
+
+* **VQA accuracy** per row, overall and per question type: the ``vqa_accuracy`` scores of
+  each run's metrics file (:mod:`mu2.bench.score`), mean ± sd over seeds like every cell.
+* **Question dependence** per row on the test split: the Pearson r of the chest and
+  abdomen questions' heat maps, the visual-token cosine across them, and each region
+  question's share of heat in its region next to the region's share of the body (chance),
+  from each run's ``question_dependence.json`` (:mod:`mu2.bench.qdep`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mu2.bench.qdep import QDEP_FILE, QDEP_SPLIT
+from mu2.bench.score import VQA_ACCURACY
+from mu2.findings.questions import QTYPES
+
+if TYPE_CHECKING:
+    from mu2.bench.config import AblationConfig
+    from mu2.bench.table import Cell, Tables
+
+QDEP = "qdep"
+"""Cell-key prefix of the question-dependence numbers: ``qdep.heat_r.abdomen|chest``,
+``qdep.token_cos.<pair>``, ``qdep.share_own.<region>``, ``qdep.band_share.<region>``."""
+QDEP_SUMMARY_KEYS = {"heat_r": "heat_corr", "token_cos": "token_cos",
+                     "share_own": "share_own", "band_share": "band_share"}  # fmt: skip
+
+
+def _pair(key: str) -> str:
+    """One name per region pair whatever order the split asked them in."""
+    return "|".join(sorted(key.split("|")))
+
+
+def add_question_dependence(t: Tables, out: Path, cfg: AblationConfig) -> None:
+    """Cells of every run's question_dependence.json (NaN values, e.g. a scan without a
+    lung base for the bands, are left out); runs measured with a note go to ``skipped``."""
+    from mu2.bench.table import Cell
+
+    for dataset in cfg.datasets:
+        for row in cfg.rows:
+            cells: dict[str, Cell] = {}
+            for seed in cfg.seed_list:
+                path = out / "runs" / dataset / f"seed{seed}" / row / QDEP_FILE
+                if not path.is_file():
+                    continue
+                doc = json.loads(path.read_text())
+                src = str(path.relative_to(out))
+                if "summary" not in doc:
+                    t.skipped[f"{dataset}/seed{seed}/{row} question dependence"] = doc["note"]
+                    continue
+                for name, field in QDEP_SUMMARY_KEYS.items():
+                    for k, v in doc["summary"][field].items():
+                        key = f"{QDEP}.{name}.{_pair(k) if '|' in k else k}"
+                        if v is not None and not math.isnan(v):
+                            cells.setdefault(key, Cell([], [])).values.append(float(v))
+                            cells[key].sources.append(src)
+            if cells:
+                t.cells.setdefault((dataset, QDEP_SPLIT, row), {}).update(cells)
+                if QDEP_SPLIT not in t.splits:
+                    t.splits.insert(0, QDEP_SPLIT)
+
+
+def _text(cells: dict[str, Cell] | None, key: str) -> str:
+    return cells[key].text() if cells and key in cells else "-"
+
+
+def vqa_markdown(t: Tables, dataset: str, split: str) -> str | None:
+    """Rows x (all, each question type present); None when no run has VQA scores."""
+    from mu2.bench.table import ROW_NAMES
+
+    here = [t.cells.get((dataset, split, r)) or {} for r in t.rows]
+    if not any(VQA_ACCURACY in c for c in here):
+        return None
+    types = [q for q in QTYPES if any(f"{VQA_ACCURACY}.{q}" in c for c in here)]
+    lines = ["| Method | all | " + " | ".join(types) + " |", "|" + "---|" * (len(types) + 2)]
+    for row, cells in zip(t.rows, here, strict=True):
+        vals = [_text(cells, VQA_ACCURACY)] + [_text(cells, f"{VQA_ACCURACY}.{q}") for q in types]
+        lines.append(f"| {ROW_NAMES.get(row, row)} | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+def qdep_markdown(t: Tables, dataset: str) -> str | None:
+    """Rows x (heat-map r and token cosine per region pair, own-region heat share per
+    region with its chance level); None when nothing was measured."""
+    from mu2.bench.table import ROW_NAMES
+
+    here = [t.cells.get((dataset, QDEP_SPLIT, r)) or {} for r in t.rows]
+    keys = sorted({k for c in here for k in c if k.startswith(f"{QDEP}.")})
+    if not keys:
+        return None
+    pairs = sorted({k.split(".", 2)[2] for k in keys if k.startswith(f"{QDEP}.heat_r.")})
+    regions = sorted({k.split(".", 2)[2] for k in keys if k.startswith(f"{QDEP}.share_own.")})
+    header = [f"heat-map r {p.replace('|', ' vs ')}" for p in pairs]
+    header += [f"token cosine {p.replace('|', ' vs ')}" for p in pairs]
+    header += [f"{r} question's heat in {r} (chance)" for r in regions]
+    lines = ["| Method | " + " | ".join(header) + " |", "|" + "---|" * (len(header) + 1)]
+    for row, cells in zip(t.rows, here, strict=True):
+        vals = [_text(cells, f"{QDEP}.heat_r.{p}") for p in pairs]
+        vals += [_text(cells, f"{QDEP}.token_cos.{p}") for p in pairs]
+        for r in regions:
+            chance = cells.get(f"{QDEP}.band_share.{r}")
+            share = _text(cells, f"{QDEP}.share_own.{r}")
+            vals.append(share + (f" ({chance.mean:.2f})" if chance else ""))
+        lines.append(f"| {ROW_NAMES.get(row, row)} | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+def extra_sections(t: Tables) -> list[str]:
+    """Markdown lines of the VQA and question-dependence sections (none when empty)."""
+    from mu2.bench.table import SPLIT_TITLES
+
+    parts: list[str] = []
+    for d in t.datasets:
+        for s in t.splits:
+            table = vqa_markdown(t, d, s)
+            if table:
+                parts += ["", f"## VQA accuracy (exact match of the closed answer): {d} "
+                          f"anatomy, {SPLIT_TITLES[s]}", "", table]  # fmt: skip
+    for d in t.datasets:
+        table = qdep_markdown(t, d)
+        if table:
+            parts += ["", f"## Question dependence: {d} anatomy, {SPLIT_TITLES[QDEP_SPLIT]}", "",
+                      "Same scan, chest and abdomen question: heat-map r near 1 and token "
+                      "cosine near 1 mean the tokenizer ignores the question; a region "
+                      "question's heat in its own region above chance means it looks there.",
+                      "", table]  # fmt: skip
+    return parts
