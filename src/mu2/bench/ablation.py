@@ -157,8 +157,9 @@ def train_clip(cfg: AblationConfig, data: Path, run_dir: Path, seed: int) -> Pat
 
 def train_lm(cfg: AblationConfig, data: Path, run_dir: Path, seed: int, preset: str,
              vision: Path) -> Path | None:  # fmt: skip
-    """LM stage of one preset (``mu2 train lm``): the random-init tiny LLM learns to read
-    the findings written in an image block of the preset's size; None without an LM stage."""
+    """LM stage of one preset (``mu2 train lm``): the random-init tiny LLM learns the
+    report text with an image block of the preset's size (context=findings: and to read the
+    findings written there; none: plain text); None without an LM stage."""
     if not cfg.lm.enabled:
         return None
     final = run_dir / "lm" / FINAL
@@ -174,14 +175,11 @@ def train_lm(cfg: AblationConfig, data: Path, run_dir: Path, seed: int, preset: 
     return result
 
 
-def train_sft(cfg: AblationConfig, data: Path, run_dir: Path, seed: int, preset: str,
-              vision: Path) -> Path:  # fmt: skip
-    """SFT of one preset: the same budget, tower and data for every preset, from the
-    preset's LM stage with the LLM frozen (or, without an LM stage, a random-init LLM)."""
-    final = run_dir / "sft" / FINAL
-    if (final / "config.json").is_file():
-        return final
-    lm = train_lm(cfg, data, run_dir, seed, preset, vision)
+def sft_recipe(cfg: AblationConfig, data: Path, run_dir: Path, seed: int, preset: str,
+               lm: Path | None, vision: Path) -> Any:  # fmt: skip
+    """The SFT config of one preset exactly as :func:`train_sft` runs it: from the preset's
+    LM stage (LLM frozen or trained as the profile asks) or, without one, a random-init LLM
+    that SFT trains; the profile's ``set`` list comes last and wins over this wiring."""
     asked = recipe_values(recipe_class("sft"), cfg.sft)
     lm_values = recipe_values(recipe_class("lm"), cfg.lm)
     # The findings-code loss needs an LLM that reads the code: an LM stage with the code
@@ -197,13 +195,24 @@ def train_sft(cfg: AblationConfig, data: Path, run_dir: Path, seed: int, preset:
               "model.overrides": dict(cfg.model_overrides), "model.freeze_llm": False,
               "code_weight": 0.0, "code_init_rows": 0}
     )  # fmt: skip
-    sft = _recipe(cfg, "sft", run_dir / "sft", seed, {
+    return _recipe(cfg, "sft", run_dir / "sft", seed, {
         **start, **_cache(data), "model.preset": preset,
         "data.train": str(sft_rows(cfg, data, "train")),
         "data.val": str(sft_rows(cfg, data, "val")),
         # The frozen stage-0 tower sees each volume once when nothing augments it.
         "cache_vision": not asked["data"]["augment"],
     })  # fmt: skip
+
+
+def train_sft(cfg: AblationConfig, data: Path, run_dir: Path, seed: int, preset: str,
+              vision: Path) -> Path:  # fmt: skip
+    """SFT of one preset: the same budget, tower and data for every preset, from the
+    preset's LM stage (or, without an LM stage, a random-init LLM): :func:`sft_recipe`."""
+    final = run_dir / "sft" / FINAL
+    if (final / "config.json").is_file():
+        return final
+    lm = train_lm(cfg, data, run_dir, seed, preset, vision)
+    sft = sft_recipe(cfg, data, run_dir, seed, preset, lm, vision)
     with timed(run_dir / TIMING, "sft"):
         run_stage("sft", sft)
     return final

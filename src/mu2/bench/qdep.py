@@ -6,7 +6,8 @@ For every row x data set x seed, the model is asked the default question of each
 question-dependence`` and the demo): the Pearson r of the two heat maps (near 1: the
 tokenizer ignores the question), the visual-token cosine across questions, and the share
 of each region question's heat in that region's slices. The numbers go to
-``<run>/question_dependence.json``; :mod:`mu2.bench.table_extra` tabulates them.
+``<run>/question_dependence.json`` (``scores``: flat keys, as a metrics file has);
+:mod:`mu2.bench.table_extra` tabulates them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,24 @@ from mu2.errors import Mu2Error
 
 QDEP_FILE = "question_dependence.json"
 QDEP_SPLIT = "test"
+QDEP = "qdep"
+"""Score-key prefix: ``qdep.heat_r.abdomen|chest``, ``qdep.token_cos.<pair>``,
+``qdep.share_own.<region>`` (a region question's heat in its region),
+``qdep.share_others.<region>`` (the other questions' heat there), ``qdep.band_share.<region>``
+(the region's share of the body: chance)."""
+SUMMARY_KEYS = {"heat_r": "heat_corr", "token_cos": "token_cos", "share_own": "share_own",
+                "share_others": "share_others", "band_share": "band_share"}  # fmt: skip
+
+
+def qdep_scores(summary: dict[str, Any]) -> dict[str, float]:
+    """Flat ``qdep.*`` scores of a summary (a region pair named in sorted order, whatever
+    order the split asked the regions in)."""
+    out: dict[str, float] = {}
+    for name, field in SUMMARY_KEYS.items():
+        for key, value in summary[field].items():
+            key = "|".join(sorted(key.split("|")))
+            out[f"{QDEP}.{name}.{key}"] = float(value)
+    return out
 
 
 def qdep_done(cfg: AblationConfig, run_dir: Path, model_dir: Path) -> bool:
@@ -58,6 +77,7 @@ def measure_question_dependence(
         doc["note"] = f"not measured: {err}"
     else:
         doc["summary"] = result.summary()
+        doc["scores"] = qdep_scores(doc["summary"])  # the table's cells, as in metrics files
         doc["scans"] = [dataclasses.asdict(s) for s in result.scans]
     path = run_dir / QDEP_FILE
     path.parent.mkdir(parents=True, exist_ok=True)

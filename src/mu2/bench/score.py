@@ -35,6 +35,8 @@ FINDING_F1_LABEL = (
 )
 VQA_ACCURACY = "vqa_accuracy"
 """Score key of a run's VQA accuracy; ``vqa_accuracy.<type>`` per question type."""
+VQA_MAJORITY = "vqa_majority"
+"""Share of the most common reference answer (per type: ``vqa_majority.<type>``)."""
 
 
 @dataclass
@@ -95,6 +97,9 @@ def score_runs(
         if acc is not None:  # one value per seed, like the report scores
             scores[VQA_ACCURACY] = acc.overall.accuracy
             scores.update({f"{VQA_ACCURACY}.{t}": s.accuracy for t, s in acc.types.items()})
+            # what always giving the most common answer scores: the floor of ignoring the question
+            scores[VQA_MAJORITY] = acc.overall.majority
+            scores.update({f"{VQA_MAJORITY}.{t}": s.majority for t, s in acc.types.items()})
             labels[VQA_ACCURACY] = acc.label
         doc = {
             "key": run.key,

@@ -15,24 +15,13 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mu2.bench.qdep import QDEP_FILE, QDEP_SPLIT
-from mu2.bench.score import VQA_ACCURACY
+from mu2.bench.qdep import QDEP, QDEP_FILE, QDEP_SPLIT
+from mu2.bench.score import VQA_ACCURACY, VQA_MAJORITY
 from mu2.findings.questions import QTYPES
 
 if TYPE_CHECKING:
     from mu2.bench.config import AblationConfig
     from mu2.bench.table import Cell, Tables
-
-QDEP = "qdep"
-"""Cell-key prefix of the question-dependence numbers: ``qdep.heat_r.abdomen|chest``,
-``qdep.token_cos.<pair>``, ``qdep.share_own.<region>``, ``qdep.band_share.<region>``."""
-QDEP_SUMMARY_KEYS = {"heat_r": "heat_corr", "token_cos": "token_cos",
-                     "share_own": "share_own", "band_share": "band_share"}  # fmt: skip
-
-
-def _pair(key: str) -> str:
-    """One name per region pair whatever order the split asked them in."""
-    return "|".join(sorted(key.split("|")))
 
 
 def add_question_dependence(t: Tables, out: Path, cfg: AblationConfig) -> None:
@@ -52,12 +41,10 @@ def add_question_dependence(t: Tables, out: Path, cfg: AblationConfig) -> None:
                 if "summary" not in doc:
                     t.skipped[f"{dataset}/seed{seed}/{row} question dependence"] = doc["note"]
                     continue
-                for name, field in QDEP_SUMMARY_KEYS.items():
-                    for k, v in doc["summary"][field].items():
-                        key = f"{QDEP}.{name}.{_pair(k) if '|' in k else k}"
-                        if v is not None and not math.isnan(v):
-                            cells.setdefault(key, Cell([], [])).values.append(float(v))
-                            cells[key].sources.append(src)
+                for key, v in doc["scores"].items():
+                    if not math.isnan(v):
+                        cells.setdefault(key, Cell([], [])).values.append(float(v))
+                        cells[key].sources.append(src)
             if cells:
                 t.cells.setdefault((dataset, QDEP_SPLIT, row), {}).update(cells)
                 if QDEP_SPLIT not in t.splits:
@@ -80,12 +67,18 @@ def vqa_markdown(t: Tables, dataset: str, split: str) -> str | None:
     for row, cells in zip(t.rows, here, strict=True):
         vals = [_text(cells, VQA_ACCURACY)] + [_text(cells, f"{VQA_ACCURACY}.{q}") for q in types]
         lines.append(f"| {ROW_NAMES.get(row, row)} | " + " | ".join(vals) + " |")
+    # The same test rows for every run: the floor of a model that ignores the question.
+    floor = next((c for c in here if VQA_MAJORITY in c), None)
+    if floor is not None:
+        vals = [_text(floor, VQA_MAJORITY)] + [_text(floor, f"{VQA_MAJORITY}.{q}") for q in types]
+        lines.append("| always the most common answer | " + " | ".join(vals) + " |")
     return "\n".join(lines)
 
 
 def qdep_markdown(t: Tables, dataset: str) -> str | None:
-    """Rows x (heat-map r and token cosine per region pair, own-region heat share per
-    region with its chance level); None when nothing was measured."""
+    """Rows x (heat-map r and token cosine per region pair; per region, the heat share
+    there of its own question and of the others, and chance); None when nothing was
+    measured."""
     from mu2.bench.table import ROW_NAMES
 
     here = [t.cells.get((dataset, QDEP_SPLIT, r)) or {} for r in t.rows]
@@ -96,14 +89,15 @@ def qdep_markdown(t: Tables, dataset: str) -> str | None:
     regions = sorted({k.split(".", 2)[2] for k in keys if k.startswith(f"{QDEP}.share_own.")})
     header = [f"heat-map r {p.replace('|', ' vs ')}" for p in pairs]
     header += [f"token cosine {p.replace('|', ' vs ')}" for p in pairs]
-    header += [f"{r} question's heat in {r} (chance)" for r in regions]
+    header += [f"heat in {r}: {r} question / other questions (chance)" for r in regions]
     lines = ["| Method | " + " | ".join(header) + " |", "|" + "---|" * (len(header) + 1)]
     for row, cells in zip(t.rows, here, strict=True):
         vals = [_text(cells, f"{QDEP}.heat_r.{p}") for p in pairs]
         vals += [_text(cells, f"{QDEP}.token_cos.{p}") for p in pairs]
         for r in regions:
             chance = cells.get(f"{QDEP}.band_share.{r}")
-            share = _text(cells, f"{QDEP}.share_own.{r}")
+            share = _text(cells, f"{QDEP}.share_own.{r}") + " / "
+            share += _text(cells, f"{QDEP}.share_others.{r}")
             vals.append(share + (f" ({chance.mean:.2f})" if chance else ""))
         lines.append(f"| {ROW_NAMES.get(row, row)} | " + " | ".join(vals) + " |")
     return "\n".join(lines)
