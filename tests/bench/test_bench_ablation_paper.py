@@ -65,7 +65,7 @@ def test_paper_profile_is_the_default_budget_with_the_paper_recipe() -> None:
 def test_sft_wiring_runs_what_the_profile_asks(tmp_path: Path) -> None:
     """The SFT config train_sft runs (from an LM stage): the paper's recipe for the paper
     profile; the findings code only after an LM stage that wrote it."""
-    from mu2.bench.ablation import sft_recipe
+    from mu2.bench.ablation import report_tasks, sft_recipe
     from mu2.cli.bench import resolve_config
 
     lm, vision = tmp_path / "lm" / "final", tmp_path / "vision.safetensors"
@@ -82,6 +82,8 @@ def test_sft_wiring_runs_what_the_profile_asks(tmp_path: Path) -> None:
     assert sft(None, []) == {**base, "code": 1.0, "init": 256, "freeze": True}
     # an LM stage with plain text never taught the LLM the code: no code loss then
     assert sft(None, ["lm.context=none"])["code"] == 0.0
+    # DPO pairs are of reports only: GREEN ranks reports, not short answers
+    assert report_tasks(resolve_config(None, {}, [], quick=False, profile="paper")) == ["report"]
 
 
 def test_bad_profile_is_one_line_exit_2(tmp_path: Path, capsys) -> None:
@@ -196,6 +198,9 @@ def test_question_dependence_file_is_the_measurement_of_the_model(paper_run: Pat
     again = question_dependence(net, net.processor, split_scans(paper_run / "data/procedural"), 1)
     assert again.scans[0].case_id == saved["case_id"]
     assert again.scans[0].heat_corr == pytest.approx(saved["heat_corr"], nan_ok=True)
+    assert again.scans[0].token_self_cos == pytest.approx(saved["token_self_cos"])
+    for region, shares in saved["share"].items():
+        assert again.scans[0].share[region] == pytest.approx(shares), region
 
 
 def test_resume_with_other_data_overrides_is_refused(paper_run: Path, capsys) -> None:
