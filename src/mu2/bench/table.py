@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from mu2.bench.config import DPO_ROW, SPLITS, STATUS, AblationConfig
+from mu2.bench.qdep import QDEP_SPLIT
 from mu2.bench.score import FINDING_F1
-from mu2.bench.table_extra import add_question_dependence, extra_sections
+from mu2.bench.table_extra import extra_sections, question_dependence_values
 from mu2.metrics.green.backends import RULES_LABEL
 from mu2.metrics.nlg import DEFAULT_BERTSCORE_LABEL
 from mu2.metrics.result import TABLE_COLUMNS
@@ -135,7 +136,12 @@ def build_tables(out: Path, cfg: AblationConfig) -> Tables:
                     }
                     if split not in t.splits:
                         t.splits.append(split)
-    add_question_dependence(t, out, cfg)
+    qdep, notes = question_dependence_values(out, cfg)
+    t.skipped.update(notes)
+    for (dataset, row), values in qdep.items():
+        cells = t.cells.setdefault((dataset, QDEP_SPLIT, row), {})
+        cells.update({key: Cell(v, srcs) for key, (v, srcs) in values.items()})
+        t.splits.append(QDEP_SPLIT)
     t.splits = [s for s in SPLITS if s in t.splits]
     t.timing = timing_summary(out)
     return t
@@ -288,7 +294,7 @@ def tables_markdown(t: Tables) -> str:
         for d in t.datasets:
             parts += ["", f"## Per-finding sensitivity / specificity: {d} anatomy, test split",
                       "", kinds_markdown(t, d, "test")]  # fmt: skip
-    parts += extra_sections(t)
+    parts += extra_sections(t, ROW_NAMES, SPLIT_TITLES)
     parts += ["", "Columns:"] + [
         f"- {col}: {t.labels[key]}" for col, key in COLUMNS.items() if key in t.labels
     ]

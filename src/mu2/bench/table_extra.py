@@ -21,44 +21,48 @@ from mu2.findings.questions import QTYPES
 
 if TYPE_CHECKING:
     from mu2.bench.config import AblationConfig
-    from mu2.bench.table import Cell, Tables
+    from mu2.bench.table import Cell, Tables  # (table imports this module: types only)
 
 
-def add_question_dependence(t: Tables, out: Path, cfg: AblationConfig) -> None:
-    """Cells of every run's question_dependence.json (NaN values, e.g. a scan without a
-    lung base for the bands, are left out); runs measured with a note go to ``skipped``."""
-    from mu2.bench.table import Cell
+Values = dict[str, tuple[list[float], list[str]]]
+"""Cell key -> (values over seeds, the files they came from)."""
 
+
+def question_dependence_values(
+    out: Path, cfg: AblationConfig
+) -> tuple[dict[tuple[str, str], Values], dict[str, str]]:
+    """Per (data set, row): the scores of every seed's question_dependence.json (NaN
+    values, e.g. a scan without a lung base for the bands, are left out); and the runs
+    measured with a note instead of numbers."""
+    found: dict[tuple[str, str], Values] = {}
+    notes: dict[str, str] = {}
     for dataset in cfg.datasets:
         for row in cfg.rows:
-            cells: dict[str, Cell] = {}
+            values: Values = {}
             for seed in cfg.seed_list:
                 path = out / "runs" / dataset / f"seed{seed}" / row / QDEP_FILE
                 if not path.is_file():
                     continue
                 doc = json.loads(path.read_text())
-                src = str(path.relative_to(out))
-                if "summary" not in doc:
-                    t.skipped[f"{dataset}/seed{seed}/{row} question dependence"] = doc["note"]
+                if "scores" not in doc:
+                    notes[f"{dataset}/seed{seed}/{row} question dependence"] = doc["note"]
                     continue
                 for key, v in doc["scores"].items():
                     if not math.isnan(v):
-                        cells.setdefault(key, Cell([], [])).values.append(float(v))
-                        cells[key].sources.append(src)
-            if cells:
-                t.cells.setdefault((dataset, QDEP_SPLIT, row), {}).update(cells)
-                if QDEP_SPLIT not in t.splits:
-                    t.splits.insert(0, QDEP_SPLIT)
+                        vals, srcs = values.setdefault(key, ([], []))
+                        vals.append(float(v))
+                        srcs.append(str(path.relative_to(out)))
+            if values:
+                found[(dataset, row)] = values
+    return found, notes
 
 
 def _text(cells: dict[str, Cell] | None, key: str) -> str:
     return cells[key].text() if cells and key in cells else "-"
 
 
-def vqa_markdown(t: Tables, dataset: str, split: str) -> str | None:
+def vqa_markdown(t: Tables, dataset: str, split: str, row_names: dict[str, str]) -> str | None:
     """Rows x (all, each question type present); None when no run has VQA scores."""
-    from mu2.bench.table import ROW_NAMES
-
     here = [t.cells.get((dataset, split, r)) or {} for r in t.rows]
     if not any(VQA_ACCURACY in c for c in here):
         return None
@@ -66,7 +70,7 @@ def vqa_markdown(t: Tables, dataset: str, split: str) -> str | None:
     lines = ["| Method | all | " + " | ".join(types) + " |", "|" + "---|" * (len(types) + 2)]
     for row, cells in zip(t.rows, here, strict=True):
         vals = [_text(cells, VQA_ACCURACY)] + [_text(cells, f"{VQA_ACCURACY}.{q}") for q in types]
-        lines.append(f"| {ROW_NAMES.get(row, row)} | " + " | ".join(vals) + " |")
+        lines.append(f"| {row_names.get(row, row)} | " + " | ".join(vals) + " |")
     # The same test rows for every run: the floor of a model that ignores the question.
     floor = next((c for c in here if VQA_MAJORITY in c), None)
     if floor is not None:
@@ -75,12 +79,10 @@ def vqa_markdown(t: Tables, dataset: str, split: str) -> str | None:
     return "\n".join(lines)
 
 
-def qdep_markdown(t: Tables, dataset: str) -> str | None:
+def qdep_markdown(t: Tables, dataset: str, row_names: dict[str, str]) -> str | None:
     """Rows x (heat-map r and token cosine per region pair; per region, the heat share
     there of its own question and of the others, and chance); None when nothing was
     measured."""
-    from mu2.bench.table import ROW_NAMES
-
     here = [t.cells.get((dataset, QDEP_SPLIT, r)) or {} for r in t.rows]
     keys = sorted({k for c in here for k in c if k.startswith(f"{QDEP}.")})
     if not keys:
@@ -99,25 +101,23 @@ def qdep_markdown(t: Tables, dataset: str) -> str | None:
             share = _text(cells, f"{QDEP}.share_own.{r}") + " / "
             share += _text(cells, f"{QDEP}.share_others.{r}")
             vals.append(share + (f" ({chance.mean:.2f})" if chance else ""))
-        lines.append(f"| {ROW_NAMES.get(row, row)} | " + " | ".join(vals) + " |")
+        lines.append(f"| {row_names.get(row, row)} | " + " | ".join(vals) + " |")
     return "\n".join(lines)
 
 
-def extra_sections(t: Tables) -> list[str]:
+def extra_sections(t: Tables, row_names: dict[str, str], split_titles: dict[str, str]) -> list[str]:
     """Markdown lines of the VQA and question-dependence sections (none when empty)."""
-    from mu2.bench.table import SPLIT_TITLES
-
     parts: list[str] = []
     for d in t.datasets:
         for s in t.splits:
-            table = vqa_markdown(t, d, s)
+            table = vqa_markdown(t, d, s, row_names)
             if table:
                 parts += ["", f"## VQA accuracy (exact match of the closed answer): {d} "
-                          f"anatomy, {SPLIT_TITLES[s]}", "", table]  # fmt: skip
+                          f"anatomy, {split_titles[s]}", "", table]  # fmt: skip
     for d in t.datasets:
-        table = qdep_markdown(t, d)
+        table = qdep_markdown(t, d, row_names)
         if table:
-            parts += ["", f"## Question dependence: {d} anatomy, {SPLIT_TITLES[QDEP_SPLIT]}", "",
+            parts += ["", f"## Question dependence: {d} anatomy, {split_titles[QDEP_SPLIT]}", "",
                       "Same scan, chest and abdomen question: heat-map r near 1 and token "
                       "cosine near 1 mean the tokenizer ignores the question; a region "
                       "question's heat in its own region above chance means it looks there.",
