@@ -90,6 +90,8 @@ class Tables:
     config: dict[str, Any] = field(default_factory=dict)
     budget: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, dict[str, float]] = field(default_factory=dict)
+    sft_ran: dict[str, Any] = field(default_factory=dict)
+    """The resolved SFT config one run trained with (the recipe after the runner's wiring)."""
 
 
 def metrics_path(out: Path, dataset: str, seed: int, row: str, split: str) -> Path:
@@ -144,6 +146,8 @@ def build_tables(out: Path, cfg: AblationConfig) -> Tables:
         t.splits.append(QDEP_SPLIT)
     t.splits = [s for s in SPLITS if s in t.splits]
     t.timing = timing_summary(out)
+    ran = sorted((out / "runs").glob("*/seed*/*/sft/config.json"))
+    t.sft_ran = json.loads(ran[0].read_text()) if ran else {}
     return t
 
 
@@ -252,17 +256,20 @@ def claims_markdown(t: Tables, split: str = "test") -> str:
     return "\n".join(lines)
 
 
-def recipe_line(c: dict[str, Any], b: dict[str, Any]) -> str:
-    """The recipe in one sentence: LM stage, SFT losses, what trains (from the budget)."""
+def recipe_line(c: dict[str, Any], b: dict[str, Any], sft: dict[str, Any]) -> str:
+    """The recipe in one sentence: LM stage, SFT losses, what trains (the SFT config a run
+    trained with, else the budget's recipe before the runner's wiring)."""
     lm = "no LM stage" if not b.get("lm.enabled", True) else (
         f"LM stage context {b.get('lm.context')}"
         + (f", fill {b.get('lm.fill')}" if b.get("lm.context") == "findings" else "")
     )  # fmt: skip
-    llm = "frozen" if b.get("sft.model.freeze_llm") and b.get("lm.enabled", True) else "trained"
+    keys = ("code_weight", "code_init_rows", "ground_weight")
+    ran = {k: sft.get(k, b.get(f"sft.{k}")) for k in keys}
+    frozen = sft["model"]["freeze_llm"] if sft else b.get("sft.model.freeze_llm")
     return (
-        f"{lm}; SFT code loss weight {b.get('sft.code_weight')} (code init "
-        f"{b.get('sft.code_init_rows')} rows), grounding weight {b.get('sft.ground_weight')}, "
-        f"LLM {llm}; data overrides {c.get('synth') or 'none'}."
+        f"{lm}; SFT code loss weight {ran['code_weight']} (code init "
+        f"{ran['code_init_rows']} rows), grounding weight {ran['ground_weight']}, "
+        f"LLM {'frozen' if frozen else 'trained'}; data overrides {c.get('synth') or 'none'}."
     )
 
 
@@ -271,7 +278,7 @@ def tables_markdown(t: Tables) -> str:
     parts = [
         "# mu2 bench ablation: Table 1 / Table 2 analogues on the embedded benchmark",
         "",
-        f"Profile {c.get('profile', 'ablation')}: {recipe_line(c, b)} "
+        f"Profile {c.get('profile', 'ablation')}: {recipe_line(c, b, t.sft_ran)} "
         f"Seeds {t.seeds}; mean ± sample sd over seeds (n = seeds with a metrics file). "
         f"Budget per preset: stage 0 {b.get('clip.max_steps')} steps (one tower per data set "
         f"and seed, frozen in SFT), SFT {b.get('sft.max_steps')} steps x batch "

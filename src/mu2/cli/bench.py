@@ -87,7 +87,7 @@ def register(app: typer.Typer) -> None:
             None,
             "--config",
             "-c",
-            help="YAML of AblationConfig fields, layered on configs/bench/ablation.yaml.",
+            help="YAML of AblationConfig fields, layered on the profile (--profile).",
         ),
         overrides: list[str] = typer.Option(
             [], "--set", help="Alias of a positional KEY=VALUE of AblationConfig (repeatable)."
