@@ -4,7 +4,8 @@ The values live in ``configs/bench/ablation.yaml`` (``--quick``: ``ablation-quic
 which starts from it; ``--profile paper``: ``ablation-paper.yaml``, the paper's recipe
 without the findings-code aid, and its ``ablation-paper-quick.yaml``): each training stage
 names its recipe YAML (``configs/sft/tiny.yaml``, ...) and the benchmark's ``key=value``
-changes to it, so every preset gets the same budget from one place. This module holds the schema and its checks.
+changes to it, so every preset gets the same budget from one place. This module holds the
+schema and its checks.
 """
 
 from __future__ import annotations

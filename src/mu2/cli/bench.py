@@ -1,7 +1,7 @@
 """``mu2 bench``: the paper's tables on the embedded benchmark.
 
-mu2 bench ablation [--profile paper] [--quick] [--seeds 3] [--presets spp,perceiver,...,mu2] [--dpo]
-                   [--data procedural|real|both] [--out DIR] [--set key=value ...]
+mu2 bench ablation [--profile paper] [--quick] [--seeds 3] [--presets spp,perceiver,...,mu2]
+                   [--dpo] [--data procedural|real|both] [--out DIR] [--set key=value ...]
 mu2 bench table --out DIR        # rebuild table.md / plots from the metrics files
 mu2 bench tokenizer [--quick] [--seeds 3] [--rows mu2,linvt,...] [--out DIR] [--set key=value]
 """
