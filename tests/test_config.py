@@ -36,3 +36,9 @@ def test_unknown_key_suggests_closest():
 def test_bad_type_is_clear():
     with pytest.raises(Mu2Error, match="steps"):
         load_config(Outer, None, ["steps=abc"])
+
+
+def test_unreadable_yaml_value_names_the_override():
+    # nested brackets unquoted: YAML cannot read it; one clear error, not a parser traceback
+    with pytest.raises(Mu2Error, match=r"override optim.betas=\[0.8,\[0.9\]: not a readable"):
+        load_config(Outer, None, ["optim.betas=[0.8,[0.9]"])

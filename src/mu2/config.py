@@ -60,7 +60,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         return from_dict(tp, value, where=key)
     if origin in (list, tuple):
         if isinstance(value, str):
-            value = yaml.safe_load(value) if value.strip().startswith("[") else value.split(",")
+            value = _yaml_value(value, key) if value.strip().startswith("[") else value.split(",")
         if not isinstance(value, (list, tuple)):
             value = [value]
         inner = args[0] if args else Any
@@ -71,7 +71,7 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
         return tuple(items) if origin is tuple else items
     if origin is dict or tp is dict:
         if isinstance(value, str):
-            value = yaml.safe_load(value)
+            value = _yaml_value(value, key)
         if not isinstance(value, dict):
             raise Mu2Error(f"config key '{key}' must be a mapping, got {value!r}")
         return dict(value)
@@ -124,6 +124,19 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return plain(dataclasses.asdict(cfg))
 
 
+def _yaml_value(raw: str, key: str) -> Any:
+    """A value of a ``key=value`` override read as YAML, or one clear error saying which."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        problem = str(err).splitlines()[0]
+        raise Mu2Error(
+            f"override {key}={raw}: not a readable YAML value ({problem})",
+            fix="quote list items that hold brackets or commas, e.g. "
+            'data.overrides=["vqa_types=[presence,side]"]',
+        ) from None
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``a.b.c=value`` strings to a nested mapping (values parsed as YAML scalars)."""
     out = dict(data)
@@ -131,7 +144,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if "=" not in item:
             raise Mu2Error(f"override '{item}' is not key=value", fix="write e.g. optim.lr=1e-4")
         key, raw = item.split("=", 1)
-        value = yaml.safe_load(raw) if raw != "" else ""
+        value = _yaml_value(raw, key) if raw != "" else ""
         node = out
         parts = key.split(".")
         for part in parts[:-1]:
