@@ -121,6 +121,10 @@ class SFTConfig(RunOptions):
     the same code for every row of a case) or ``region`` (only the kinds of the row's region,
     so a chest and an abdomen question of one scan ask for different visual tokens). Use
     the LM stage's ``code_scope``: the LLM reads the code it was taught. Not in the paper."""
+    code_sides: bool = False
+    """With ``code_weight`` > 0: add a left and a right term per lateral kind to the code, so
+    the visual tokens say on which side a finding is (``mu2.train.aids.findings_code``). Use
+    the LM stage's ``code_sides``. Not in the paper."""
     cache_vision: bool = False
     """Run the frozen vision tower once per volume and reuse its output (``TowerCache``).
     Needs ``model.freeze_vision`` and ``data.augment=false`` (the output must not change
@@ -330,6 +334,10 @@ class LMConfig(RunOptions):
     """fill=code: what a row's code covers, ``case`` (every kind of the scan) or ``region``
     (only the kinds of the row's region, ``mu2.train.aids.findings_code``); SFT's
     ``code_scope`` should match. Not in the paper."""
+    code_sides: bool = False
+    """fill=code: add a left and a right term per lateral kind, so the LLM learns to write
+    the side of a finding and answer side questions from the code; SFT's ``code_sides``
+    should match. Not in the paper."""
     model: ModelOptions = field(default_factory=ModelOptions)
     data: LMDataOptions = field(default_factory=LMDataOptions)
     optim: OptimOptions = field(

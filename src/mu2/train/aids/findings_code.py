@@ -35,6 +35,14 @@ the projector is blind to the question, so a chest and an abdomen question of on
 reach their different codes only by the aggregation mixing different projector tokens,
 the chest's tokens for the chest question. A row without a region, or whose region has no
 kind among the training rows, keeps the scan-wide code.
+
+**Sides** (``code_sides=true`` in ``LMConfig`` and ``SFTConfig``; default off). The terms
+above say present or absent, never where: an LLM that reads them cannot write "left" or
+"right", nor answer a side question. With sides on, each lateral kind (pleural effusion,
+lung nodule, ...) adds two terms, ``<kind>@left`` and ``<kind>@right``, signed +1 when the
+scan has the kind on that side (both for a bilateral finding) and -1 otherwise; they
+belong to the kind's region. The convex-mix argument holds for them as for the kinds:
+tokens over the left hemithorax can carry +u_left.
 """
 
 from __future__ import annotations
@@ -49,6 +57,7 @@ from mu2.findings.catalogue import FINDING_KINDS
 from mu2.train.config import CODE_SCOPES
 
 NORMAL_KIND = "normal"  # the one term of a code when the rows report no finding kinds
+SIDE_MARK = "@"  # a side term is "<kind>@left" / "<kind>@right"
 
 
 def _field(row: Any, name: str) -> Any:
@@ -60,13 +69,28 @@ def case_key(row: Any) -> str:
     return str(_field(row, "case_id") or _field(row, "id"))
 
 
-def case_kinds(rows: list[Any]) -> dict[str, set[str]]:
-    """Case -> the finding kinds any of its rows reports (a chest row lists only the chest's
-    findings; the code needs the whole scan's)."""
+def finding_terms(finding: dict[str, Any], sides: bool = False) -> set[str]:
+    """The code terms one finding makes present: its kind, and with ``sides`` its side
+    terms (``<kind>@left`` / ``@right``; both for bilateral) when the kind is lateral."""
+    name = finding["finding"]
+    terms = {name}
+    known = FINDING_KINDS.get(name)
+    side = finding.get("side")
+    if sides and known is not None and known.lateral and side in ("left", "right", "bilateral"):
+        hit = ("left", "right") if side == "bilateral" else (side,)
+        terms |= {f"{name}{SIDE_MARK}{s}" for s in hit}
+    return terms
+
+
+def case_kinds(rows: list[Any], sides: bool = False) -> dict[str, set[str]]:
+    """Case -> the code terms any of its rows reports: the finding kinds (a chest row lists
+    only the chest's findings; the code needs the whole scan's) and, with ``sides``, the
+    side terms of the lateral ones."""
     out: dict[str, set[str]] = {}
     for row in rows:
         kinds = out.setdefault(case_key(row), set())
-        kinds.update(f["finding"] for f in _field(row, "findings") or [])
+        for f in _field(row, "findings") or []:
+            kinds |= finding_terms(f, sides)
     return out
 
 
@@ -78,22 +102,30 @@ def kind_direction(name: str, width: int) -> torch.Tensor:
 
 
 def kind_region(name: str) -> str | None:
-    """The body region of a finding kind (the catalogue's), None for a kind it lacks."""
-    known = FINDING_KINDS.get(name)
+    """The body region of a code term's finding kind (the catalogue's), None for a kind it
+    lacks."""
+    known = FINDING_KINDS.get(name.split(SIDE_MARK)[0])
     return known.region if known is not None else None
 
 
 class FindingsCoder:
     """Rows -> signs (B, K) over every finding kind of the training rows, and the kinds'
     directions. With no kinds at all, one "normal" term of sign +1. ``scope="region"``: a
-    row's signs are 0 on the kinds outside its region (module docstring)."""
+    row's signs are 0 on the kinds outside its region; ``sides``: the lateral kinds add a
+    left and a right term (module docstring)."""
 
-    def __init__(self, rows: list[Any], scope: str = "case"):
+    def __init__(self, rows: list[Any], scope: str = "case", sides: bool = False):
         if scope not in CODE_SCOPES:
             raise Mu2Error(f"code_scope={scope!r}", fix=f"use one of {list(CODE_SCOPES)}")
         self.scope = scope
-        self.cases = case_kinds(rows)
-        kinds = sorted(set().union(*self.cases.values())) if self.cases else []
+        self.sides = sides
+        self.cases = case_kinds(rows, sides)
+        kinds = set().union(*self.cases.values()) if self.cases else set()
+        if sides:  # both side terms of every lateral kind seen, whichever sides were drawn
+            known = [FINDING_KINDS.get(k) for k in kinds]
+            lateral = [k.name for k in known if k is not None and k.lateral]
+            kinds |= {f"{k}{SIDE_MARK}{s}" for k in lateral for s in ("left", "right")}
+        kinds = sorted(kinds)
         self.kinds = kinds
         self.names = kinds or [NORMAL_KIND]
         self.regions = [kind_region(k) for k in kinds]  # (K,) region of each kind
@@ -120,7 +152,9 @@ class FindingsCoder:
         for i, row in enumerate(rows):
             present = self.cases.get(case_key(row))
             if present is None:  # a row from outside the training rows: its own findings
-                present = {f["finding"] for f in _field(row, "findings") or []}
+                present = set().union(
+                    set(), *(finding_terms(f, self.sides) for f in _field(row, "findings") or [])
+                )
             signs = torch.tensor([1.0 if k in present else -1.0 for k in self.kinds])
             out[i] = signs * self.in_scope(row)  # 0 outside the row's scope
         return out
