@@ -18,13 +18,18 @@ CASES = [
 ]
 
 
-def _eval_dir(tmp_path, name, column):
+def _eval_dir(tmp_path, name, column, vqa=False):
     rows = [
         {"id": f"c{i}", "case_id": f"c{i}", "question": "Describe the abdomen.",
          "prediction": case[column], "reference": case[0], "region": "abdomen",
          "dataset": "synth", "findings": case[1]}
         for i, case in enumerate(CASES)
     ]  # fmt: skip
+    if vqa:  # a VQA row beside the reports: scored by VQA accuracy, not as a report
+        rows.append({"id": "q0", "case_id": "c0", "question": "Is there ascites?",
+                     "prediction": "No." if column == 3 else "Yes.", "reference": "Yes.",
+                     "region": "abdomen", "dataset": "synth", "findings": [ASCITES],
+                     "task": "vqa", "qtype": "presence"})  # fmt: skip
     out = tmp_path / name
     out.mkdir()
     (out / PREDICTIONS_FILE).write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -33,8 +38,9 @@ def _eval_dir(tmp_path, name, column):
     return out
 
 
-def test_paired_comparison_by_hand(tmp_path):
-    sft, dpo = _eval_dir(tmp_path, "sft", 2), _eval_dir(tmp_path, "dpo", 3)
+@pytest.mark.parametrize("vqa", [False, True])
+def test_paired_comparison_by_hand(tmp_path, vqa):
+    sft, dpo = _eval_dir(tmp_path, "sft", 2, vqa), _eval_dir(tmp_path, "dpo", 3, vqa)
     c = compare_evals(sft, dpo, "SFT", "SFT+DPO", n_resamples=200, seed=0)
     assert c.n == 3 and "offline rules judge" in c.judge
     # GREEN per case: SFT 1, 1/2 (a false splenomegaly beside the matched normal liver), 1;

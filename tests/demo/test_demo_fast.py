@@ -179,6 +179,19 @@ def test_question_dependence_is_printed_from_its_file(demo_runs: tuple[Path, str
         assert row[1] == f"{qd['share_own'][region]:.3f}"
 
 
+def test_vqa_accuracy_is_printed_from_the_metrics_files(demo_runs: tuple[Path, str, str]) -> None:
+    home, stdout, _ = demo_runs
+    out = home / "demo" / "fast"
+    section = stdout[stdout.index("## Question-specific VQA") : stdout.index("## Question dependence")]
+    for name, stage in (("SFT", "sft"), ("SFT+DPO", "dpo")):
+        vqa = json.loads((out / "eval" / stage / "metrics.json").read_text())["vqa"]
+        assert vqa["types"]  # the test rows' VQA answers were scored
+        for qtype, score in [*vqa["types"].items(), ("all", vqa["overall"])]:
+            (row,) = [r for r in _table_rows(section, name) if r[1] == qtype]
+            assert row[2:4] == [str(score["n"]), f"{score['accuracy']:.3f}"]
+            assert row[5] == f"{score['majority']:.3f}"
+
+
 def test_second_run_reuses_every_stage(demo_runs: tuple[Path, str, str]) -> None:
     _, first, second = demo_runs
     pattern = r"\[\d+/\d+\] (.+?): (reused|done in|skipped)"

@@ -19,6 +19,7 @@ import numpy as np
 from mu2.findings.catalogue import Finding
 from mu2.metrics.bootstrap import percentile_interval, resample_indices
 from mu2.metrics.perfinding import per_finding, report_diversity
+from mu2.metrics.vqa import VQA_TASK
 
 Interval = tuple[float, float]
 
@@ -99,9 +100,13 @@ def compare_evals(
     seed: int = 0,
     level: float = 0.95,
 ) -> Comparison:
-    """Compare two evaluation folders on the test reports both scored."""
+    """Compare two evaluation folders on the test reports both scored (VQA rows, scored
+    by VQA accuracy instead, are left out)."""
     base_dir, other_dir = Path(base_dir), Path(other_dir)
-    preds = [_rows(d / "predictions.jsonl") for d in (base_dir, other_dir)]
+    preds = [
+        {i: r for i, r in _rows(d / "predictions.jsonl").items() if r.get("task") != VQA_TASK}
+        for d in (base_dir, other_dir)
+    ]
     cases = [_rows(d / "per_case.jsonl") for d in (base_dir, other_dir)]
     ids = [i for i in preds[0] if i in preds[1]]
     labels = json.loads((base_dir / "metrics.json").read_text()).get("labels", {})

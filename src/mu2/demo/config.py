@@ -68,6 +68,9 @@ class EvalSection:
     green_backend: str
     missing_java: Literal["error", "skip"]
     """What METEOR does without Java."""
+    vqa: bool = False
+    """Also answer the test split's VQA rows and score them by VQA accuracy per question
+    type (``mu2.metrics.vqa``)."""
 
 
 @dataclass(kw_only=True)

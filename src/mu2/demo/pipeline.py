@@ -247,7 +247,7 @@ class DemoPipeline:
                 model_dir, self._data_file("test"), out / PREDICTIONS_FILE,
                 cache_dir=self.paths.cache, batch_size=e.batch_size,
                 max_new_tokens=e.max_new_tokens, max_cases=e.max_cases,
-                device=self.cfg.device, label=f"test reports ({name})",
+                device=self.cfg.device, label=f"test reports ({name})", vqa=e.vqa,
             )  # fmt: skip
             result = score(
                 rows, out, name=name, metrics=e.metrics, bootstrap=e.bootstrap,
@@ -258,6 +258,8 @@ class DemoPipeline:
             note = f"{result.n} test reports"
             if pf is not None:
                 note += f"; distinct {pf.distinct_share:.2f}, finding F1 {pf.f1:.2f}"
+            if result.vqa is not None:
+                note += f"; VQA accuracy {result.vqa.overall.accuracy:.2f}"
             return {"metrics_path": str(out / "metrics.json"), "table_path": str(out / "table.md"),
                     "name": name, "note": note}  # fmt: skip
 

@@ -3,7 +3,9 @@
 Greedy reports for each report row of the test JSONL (its own question, the row's
 region), written as the prediction JSONL ``mu2 eval`` reads (id, prediction, reference,
 region, dataset, findings), then scored by :func:`mu2.metrics.evaluate`, which writes
-``metrics.json``, ``table.md`` and the per-case scores beside it.
+``metrics.json``, ``table.md`` and the per-case scores beside it. With ``vqa=True`` the
+VQA rows are answered too (task and qtype kept), and the harness scores them by VQA
+accuracy per question type.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 
 from mu2.device import resolve_device
 from mu2.metrics import EvalConfig, EvalResult, evaluate
+from mu2.metrics.vqa import VQA_TASK
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +36,10 @@ def predict_test(
     max_cases: int | None = None,
     device: str = "auto",
     label: str = "predict",
+    vqa: bool = False,
 ) -> list[dict[str, Any]]:
-    """Greedy reports for the report rows of ``test_jsonl``; rows also written to ``out_path``."""
+    """Greedy reports for the report rows of ``test_jsonl`` (and answers for its VQA rows
+    with ``vqa``); rows also written to ``out_path``."""
     from mu2.generate.predict import predict_split
     from mu2.model import Mu2ForConditionalGeneration
 
@@ -42,7 +47,8 @@ def predict_test(
     model = Mu2ForConditionalGeneration.from_pretrained(str(model_dir)).to(dev).eval()
     # Prepared frames come from the disk cache the training stages filled (same prep key).
     predicted = predict_split(
-        model, test_jsonl, cache_dir=cache_dir, tasks=(REPORT_TASK,), batch_size=batch_size,
+        model, test_jsonl, cache_dir=cache_dir,
+        tasks=(REPORT_TASK, VQA_TASK) if vqa else (REPORT_TASK,), batch_size=batch_size,
         max_new_tokens=max_new_tokens, device=dev, max_cases=max_cases, label=label,
         required=("image", "question", "answer"),
     )  # fmt: skip
@@ -56,6 +62,7 @@ def predict_test(
             "region": r.get("region"),
             "dataset": r.get("dataset"),
             "findings": r.get("findings", []),
+            **{k: r[k] for k in ("task", "qtype") if vqa and r.get(k) is not None},
         }
         for r in predicted
     ]

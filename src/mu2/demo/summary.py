@@ -125,6 +125,31 @@ def target_check(metrics: dict[str, Any], kinds: Sequence[str]) -> TargetCheck:
     return TargetCheck(not short, short)
 
 
+TARGET_VQA = 0.9  # accuracy of every question type of the test split's VQA rows
+
+
+def vqa_table(results: dict[str, dict[str, Any]]) -> str:
+    """VQA accuracy per question type and model (rows of ``metrics.json``'s ``vqa``), with
+    the majority-answer share (what one fixed answer per type scores); "" without VQA."""
+    scored = {name: m["vqa"] for name, m in results.items() if m.get("vqa")}
+    if not scored:
+        return ""
+    lines = ["| model | question type | n | accuracy | 95% CI | majority-answer share |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, v in scored.items():
+        for qtype, sc in [*v["types"].items(), ("all", v["overall"])]:
+            ci = f"{sc['ci'][0]:.3f}-{sc['ci'][1]:.3f}" if sc.get("ci") else "-"
+            lines.append(
+                f"| {name} | {qtype} | {sc['n']} | {sc['accuracy']:.3f} | {ci} | "
+                f"{sc['majority']:.3f} |"
+            )
+    for name, v in scored.items():
+        short = [f"{t} {sc['accuracy']:.3f}" for t, sc in v["types"].items()
+                 if sc["accuracy"] < TARGET_VQA]  # fmt: skip
+        lines.append(f"\n{name}: " + ("target met" if not short else "below target: " + ", ".join(short)))
+    return "\n".join(lines)
+
+
 def stage_table(records: Sequence[Any]) -> str:
     """Per-stage status and times (wall and CPU seconds)."""
     lines = ["| stage | status | wall s | CPU s | note |", "|---|---|---|---|---|"]
@@ -188,6 +213,15 @@ def summary_markdown(
             check = target_check(m, kinds)
             if not check.met:
                 parts.append(f"\n{name}: target not met: " + "; ".join(check.shortfalls))
+    if vqa := vqa_table(results):
+        parts += [
+            "",
+            "## Question-specific VQA (closed answers read from each generated answer)",
+            "",
+            f"Target: every question type with accuracy >= {TARGET_VQA}.",
+            "",
+            vqa,
+        ]
     if question_dependence:
         parts += [
             "",
