@@ -133,3 +133,21 @@ def test_default_budget_is_the_recorded_one() -> None:
 
     budget = resolve_config(None, {}, [], quick=False).budget()
     assert {k: budget[k] for k in EXPECTED_BUDGET} == EXPECTED_BUDGET
+
+
+def test_resume_accepts_a_recipe_key_added_since_at_its_default(tmp_path: Path) -> None:
+    from mu2.bench.ablation import BUDGET, check_resume
+    from mu2.bench.config import make_ablation_config
+    from mu2.errors import Mu2Error
+
+    cfg = make_ablation_config(quick=True)
+    check_resume(cfg, tmp_path)
+    stored = json.loads((tmp_path / BUDGET).read_text())
+    assert stored["sft.code_sides"] is False
+    del stored["sft.code_sides"]  # a run made before the field existed
+    (tmp_path / BUDGET).write_text(json.dumps(stored))
+    check_resume(cfg, tmp_path)  # the field at its default: the same budget
+    (tmp_path / BUDGET).write_text(json.dumps(stored))  # (check_resume stored it again)
+    changed = make_ablation_config(quick=True, overrides=["sft.code_sides=true"])
+    with pytest.raises(Mu2Error, match=r"another budget \(sft.code_sides differ\)"):
+        check_resume(changed, tmp_path)

@@ -38,7 +38,7 @@ from typing import Any
 
 import torch
 
-from mu2.bench.config import DPO_ROW, SPLITS, STATUS, AblationConfig
+from mu2.bench.config import DPO_ROW, SPLITS, STATUS, AblationConfig, recipe_default
 from mu2.bench.predict import predict_split, split_rows, write_predictions
 from mu2.bench.qdep import measure_question_dependence, qdep_done
 from mu2.bench.score import RunPredictions, score_runs
@@ -81,7 +81,12 @@ def check_resume(cfg: AblationConfig, out: Path) -> None:
     budget = cfg.budget()
     if path.is_file():
         old = json.loads(path.read_text())
-        diff = [k for k in sorted(set(old) | set(budget)) if old.get(k) != budget.get(k)]
+        diff = [
+            k for k in sorted(set(old) | set(budget))
+            if old.get(k) != budget.get(k)
+            # a recipe key added since, at its default: the finished steps computed the same
+            and not (k not in old and budget[k] == recipe_default(k))
+        ]  # fmt: skip
         if diff:
             raise Mu2Error(
                 f"{out} holds an ablation with another budget ({', '.join(diff)} differ)",

@@ -187,6 +187,32 @@ class AblationConfig:
         return out
 
 
+NO_DEFAULT = object()  # a budget key with no recipe field default (see recipe_default)
+
+
+def recipe_default(key: str) -> Any:
+    """The dataclass default of a stage recipe key of :meth:`AblationConfig.budget`
+    (``sft.code_sides`` -> ``SFTConfig.code_sides``'s default), ``NO_DEFAULT`` otherwise.
+    A resumed run accepts a key its stored budget lacks when it holds this default: a
+    recipe field added since, left at its default, computes what the finished steps did."""
+    stage, _, rest = key.partition(".")
+    if stage not in TRAINING_STAGES or not rest:
+        return NO_DEFAULT
+    node: Any = recipe_class(stage)
+    for part in rest.split("."):
+        fields = {f.name: f for f in dataclasses.fields(node)} if dataclasses.is_dataclass(node) else {}
+        f = fields.get(part)
+        if f is None:
+            return NO_DEFAULT
+        if f.default is not dataclasses.MISSING:
+            node = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            node = f.default_factory()
+        else:
+            return NO_DEFAULT
+    return node
+
+
 def _flat(values: dict[str, Any], prefix: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in values.items():
