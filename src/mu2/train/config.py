@@ -92,6 +92,9 @@ LOSS_REDUCTIONS: tuple[str, ...] = ("token", "row")
 CODE_SCOPES: tuple[str, ...] = ("case", "region")
 """What a row's findings code covers (``mu2.train.aids.findings_code``): the whole scan, or
 only the finding kinds of the row's region."""
+CODE_BASES: tuple[str, ...] = ("random", "orthogonal")
+"""The code's term directions (``mu2.train.aids.findings_code.kind_direction``): random unit
+vectors per term, or the columns of one fixed orthonormal basis (no term leaks into another)."""
 
 
 @dataclass
@@ -125,6 +128,9 @@ class SFTConfig(RunOptions):
     """With ``code_weight`` > 0: add a left and a right term per lateral kind to the code, so
     the visual tokens say on which side a finding is (``mu2.train.aids.findings_code``). Use
     the LM stage's ``code_sides``. Not in the paper."""
+    code_basis: str = "random"
+    """With ``code_weight`` > 0: the directions of the code's terms, ``random`` or
+    ``orthogonal`` (``mu2.train.aids.findings_code``). Use the LM stage's ``code_basis``."""
     cache_vision: bool = False
     """Run the frozen vision tower once per volume and reuse its output (``TowerCache``).
     Needs ``model.freeze_vision`` and ``data.augment=false`` (the output must not change
@@ -149,6 +155,8 @@ class SFTConfig(RunOptions):
             problems.append(f"code_weight must be >= 0, got {self.code_weight}")
         if self.code_scope not in CODE_SCOPES:
             problems.append(f"code_scope={self.code_scope!r} (choose one of {list(CODE_SCOPES)})")
+        if self.code_basis not in CODE_BASES:
+            problems.append(f"code_basis={self.code_basis!r} (choose one of {list(CODE_BASES)})")
         if self.ground_weight < 0:
             problems.append(f"ground_weight must be >= 0, got {self.ground_weight}")
         if not 0 < self.ground_target <= 1:
@@ -338,6 +346,12 @@ class LMConfig(RunOptions):
     """fill=code: add a left and a right term per lateral kind, so the LLM learns to write
     the side of a finding and answer side questions from the code; SFT's ``code_sides``
     should match. Not in the paper."""
+    code_basis: str = "random"
+    """fill=code: the directions of the code's terms, ``random`` (one seeded unit vector per
+    term; two terms can overlap by chance, e.g. cosine 0.13 between ascites and
+    splenomegaly at width 128, so the LLM partly reads one sign as the other) or
+    ``orthogonal`` (columns of one fixed orthonormal basis); SFT's ``code_basis`` should
+    match. Not in the paper."""
     model: ModelOptions = field(default_factory=ModelOptions)
     data: LMDataOptions = field(default_factory=LMDataOptions)
     optim: OptimOptions = field(
@@ -354,6 +368,8 @@ class LMConfig(RunOptions):
             problems.append(f"fill={self.fill!r} (choose one of {list(FILLS)})")
         if self.code_scope not in CODE_SCOPES:
             problems.append(f"code_scope={self.code_scope!r} (choose one of {list(CODE_SCOPES)})")
+        if self.code_basis not in CODE_BASES:
+            problems.append(f"code_basis={self.code_basis!r} (choose one of {list(CODE_BASES)})")
         problems += self._check_run()
         if self.max_steps is None:
             problems.append("max_steps must be set (the stage draws that many random batches)")

@@ -4,6 +4,8 @@ the LM stage and SFT build them from the real data rows."""
 
 from __future__ import annotations
 
+import torch
+
 from mu2.config import load_config
 from mu2.train.aids.context_lm import LMRecipe
 from mu2.train.aids.findings_code import FindingsCoder
@@ -64,3 +66,18 @@ def test_lm_stage_writes_side_terms_for_the_real_rows(synth_dir, tmp_path):
     for row, s in zip(rows.rows, signs, strict=True):
         assert (s[left] > 0) == bool(sides[row.case_id] & {"left", "bilateral"})
         assert (s[right] > 0) == bool(sides[row.case_id] & {"right", "bilateral"})
+
+
+def test_orthogonal_basis_gives_exactly_orthogonal_fixed_directions():
+    from mu2.train.aids.findings_code import code_terms, kind_direction
+
+    coder = FindingsCoder(ROWS, "case", sides=True, basis="orthogonal")
+    u = coder.directions(64)  # (K, 64)
+    assert torch.allclose(u @ u.T, torch.eye(len(NAMES)), atol=1e-6)
+    # fixed per term, whatever the rows: the LM stage and SFT agree without storing it
+    assert torch.equal(u[0], kind_direction("ascites", 64, "orthogonal"))
+    random = FindingsCoder(ROWS, "case", sides=True).directions(64)
+    assert (random @ random.T - torch.eye(len(NAMES))).abs().max() > 0.01  # chance overlap
+    # too narrow for every term of the catalogue: the random vector
+    assert len(code_terms()) > 16
+    assert torch.equal(kind_direction("ascites", 16, "orthogonal"), kind_direction("ascites", 16))

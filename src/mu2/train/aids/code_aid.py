@@ -21,7 +21,7 @@ class FindingsCodeLoss:
     def __init__(
         self, cfg: Any, model: Any, rows: list[Any], train: Any, collate: Any, cache: Any = None
     ):
-        coder = FindingsCoder(rows, cfg.code_scope, cfg.code_sides)
+        coder = FindingsCoder(rows, cfg.code_scope, cfg.code_sides, cfg.code_basis)
         if not coder.kinds:
             raise Mu2Error(
                 "code_weight > 0 needs rows with structured findings; none has any",

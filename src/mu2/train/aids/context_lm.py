@@ -174,7 +174,7 @@ class LMRecipe(Recipe):
                 param.requires_grad_(False)
         self.rows = rows
         self.processor = model.processor
-        coder = FindingsCoder(rows, cfg.code_scope, cfg.code_sides)
+        coder = FindingsCoder(rows, cfg.code_scope, cfg.code_sides, cfg.code_basis)
         self.directions = coder.directions(model.language_model.config.hidden_size)  # (K, E)
         # the code's mixing weights and noise, one generator over the whole run
         self.noise = torch.Generator().manual_seed(cfg.seed)

@@ -22,6 +22,9 @@ through a frozen LLM alone aligns the tokenizer to the LLM too slowly for the de
 Random directions rather than the names' word embeddings: "hepatomegaly" and
 "splenomegaly" occur in the same sentence frames, their embeddings end up close, and an LM
 stage of the demo's length then confused the two (docs/experiments/2026-11-28-research-log.md).
+Random directions of width 128 still overlap by chance (cosine 0.13 between ascites and
+splenomegaly), and the demo model's false splenomegaly calls all came with ascites;
+``code_basis=orthogonal`` takes the terms from one fixed orthonormal basis instead.
 
 **Region scope** (``code_scope="region"`` in ``LMConfig`` and ``SFTConfig``; default
 ``"case"``, the code above). A scan-wide code is the same for every row of a case, so the
@@ -47,6 +50,7 @@ tokens over the left hemithorax can carry +u_left.
 
 from __future__ import annotations
 
+import functools
 import zlib
 from typing import Any
 
@@ -54,7 +58,7 @@ import torch
 
 from mu2.errors import Mu2Error
 from mu2.findings.catalogue import FINDING_KINDS
-from mu2.train.config import CODE_SCOPES
+from mu2.train.config import CODE_BASES, CODE_SCOPES
 
 NORMAL_KIND = "normal"  # the one term of a code when the rows report no finding kinds
 SIDE_MARK = "@"  # a side term is "<kind>@left" / "<kind>@right"
@@ -94,8 +98,34 @@ def case_kinds(rows: list[Any], sides: bool = False) -> dict[str, set[str]]:
     return out
 
 
-def kind_direction(name: str, width: int) -> torch.Tensor:
-    """(width,) unit vector for one finding kind, the same on every run and machine."""
+def code_terms() -> list[str]:
+    """Every term a code can hold, in a fixed order: the catalogue's kinds, the side terms
+    of its lateral kinds, and the "normal" term (the orthogonal basis's column order)."""
+    sides = [f"{k.name}{SIDE_MARK}{s}" for k in FINDING_KINDS.values() if k.lateral
+             for s in ("left", "right")]  # fmt: skip
+    return [*FINDING_KINDS, *sides, NORMAL_KIND]
+
+
+@functools.cache
+def _orthonormal(width: int) -> torch.Tensor:
+    """(width, width) orthonormal matrix from a fixed seed (QR of a Gaussian draw)."""
+    gen = torch.Generator().manual_seed(0)
+    q, r = torch.linalg.qr(torch.randn(width, width, generator=gen, dtype=torch.float64))
+    return q * torch.sign(torch.diagonal(r))  # (width, width), a unique QR: columns fixed
+
+
+def kind_direction(name: str, width: int, basis: str = "random") -> torch.Tensor:
+    """(width,) unit vector for one code term, the same on every run and machine.
+
+    ``random``: a unit vector drawn from the term's own seed. ``orthogonal``: the term's
+    column of one fixed orthonormal basis, so every two terms are exactly orthogonal and a
+    sign is read without the others' leaking in; a term outside :func:`code_terms`, or a
+    width below their number, falls back to the random vector."""
+    if basis not in CODE_BASES:
+        raise Mu2Error(f"code_basis={basis!r}", fix=f"use one of {list(CODE_BASES)}")
+    terms = code_terms()
+    if basis == "orthogonal" and name in terms and len(terms) <= width:
+        return _orthonormal(width)[:, terms.index(name)].float()
     gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
     u = torch.randn(width, generator=gen, dtype=torch.float64)
     return (u / u.norm()).float()
@@ -114,10 +144,15 @@ class FindingsCoder:
     row's signs are 0 on the kinds outside its region; ``sides``: the lateral kinds add a
     left and a right term (module docstring)."""
 
-    def __init__(self, rows: list[Any], scope: str = "case", sides: bool = False):
+    def __init__(
+        self, rows: list[Any], scope: str = "case", sides: bool = False, basis: str = "random"
+    ):
         if scope not in CODE_SCOPES:
             raise Mu2Error(f"code_scope={scope!r}", fix=f"use one of {list(CODE_SCOPES)}")
+        if basis not in CODE_BASES:
+            raise Mu2Error(f"code_basis={basis!r}", fix=f"use one of {list(CODE_BASES)}")
         self.scope = scope
+        self.basis = basis
         self.sides = sides
         self.cases = case_kinds(rows, sides)
         kinds = set().union(*self.cases.values()) if self.cases else set()
@@ -142,7 +177,7 @@ class FindingsCoder:
 
     def directions(self, width: int) -> torch.Tensor:
         """(K, width): u_k per kind, in ``self.names`` order."""
-        return torch.stack([kind_direction(name, width) for name in self.names])
+        return torch.stack([kind_direction(name, width, self.basis) for name in self.names])
 
     def signs(self, rows: list[Any]) -> torch.Tensor:
         """(B, K): +1 where the row's scan has the kind, -1 where not."""
