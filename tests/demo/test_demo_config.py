@@ -128,6 +128,15 @@ def test_target_check_thresholds() -> None:
     assert not low.met and len(low.shortfalls) == 2
     assert not target_check(_metrics(1.0, TARGET_DIFFERS_SHARE - 0.01), kinds).met
     assert not target_check(_metrics(1.0, 1.0), [*kinds, "ascites"]).met  # kind not tested
+    # with scans asked several regions, the share over scans decides
+    scans = _metrics(1.0, TARGET_DIFFERS_SHARE - 0.05)
+    scans["per_finding"]["scan_differs_from_most_common_share"] = TARGET_DIFFERS_SHARE
+    assert target_check(scans, kinds).met
+    scans["per_finding"]["scan_differs_from_most_common_share"] = TARGET_DIFFERS_SHARE - 0.01
+    assert target_check(scans, kinds).shortfalls == [
+        f"scans differing from the most common {TARGET_DIFFERS_SHARE - 0.01:.3f} < "
+        f"{TARGET_DIFFERS_SHARE}"
+    ]
 
 
 def test_tables_label_substitutes_and_show_the_numbers() -> None:
@@ -137,5 +146,5 @@ def test_tables_label_substitutes_and_show_the_numbers() -> None:
     assert "| SFT (n=10) | 0.125 | - | - | - | - | 0.500 | 0.250 |" in table
     pf = per_finding_table(results, ["splenomegaly", "renal_cyst"])
     assert "| splenomegaly | 4/10 | 0.500 | 0.500 | - | 0.950 | 0.950 | - |" in pf
-    assert "| SFT | 0.500 | 0.250 | 0.250 | not met |" in pf
-    assert "| SFT+DPO | 0.500 | 0.900 | 0.900 | met |" in pf
+    assert "| SFT | 0.500 | 0.250 | 0.250 | - | not met |" in pf
+    assert "| SFT+DPO | 0.500 | 0.900 | 0.900 | - | met |" in pf

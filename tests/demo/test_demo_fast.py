@@ -141,10 +141,11 @@ def test_printed_tables_come_from_metrics_files(demo_runs: tuple[Path, str, str]
             assert cells[3 * i : 3 * i + 3] == want, kind
     for name, m in metrics.items():
         per_finding_section = stdout[stdout.index("## Per-finding") :]
-        (row,) = _table_rows(per_finding_section, name, width=5)
+        (row,) = _table_rows(per_finding_section, name, width=6)
         pf = m["per_finding"]
         assert row[3] == f"{pf['differs_from_most_common_share']:.3f}"
-        assert row[4] == ("met" if target_check(m, kinds).met else "not met")
+        assert row[4] == f"{pf['scan_differs_from_most_common_share']:.3f}"
+        assert row[5] == ("met" if target_check(m, kinds).met else "not met")
 
 
 def test_sft_vs_dpo_printed_with_intervals(demo_runs: tuple[Path, str, str]) -> None:

@@ -37,3 +37,22 @@ def test_report_diversity_catches_a_constant_model() -> None:
     assert report_diversity(["a b", "a  b", "a b"]) == (pytest.approx(1 / 3), 0.0)
     distinct, differs = report_diversity(["x", "y", "x", "z"])
     assert distinct == 0.75 and differs == 0.5
+
+
+def test_scan_diversity_joins_each_scans_region_reports() -> None:
+    normal_chest = "No pleural effusion."
+    preds = [normal_chest, "Ascites.", normal_chest, "Splenomegaly.", normal_chest, "Ascites."]
+    cases = ["a", "a", "b", "b", "c", "c"]
+    regions = ["chest", "abdomen"] * 3
+    res = per_finding(preds, [[]] * 6, regions, cases)
+    assert res.differs_from_mode_share == pytest.approx(0.5)  # the normal chest: 3 of 6
+    # scans: "Ascites. | No pleural effusion." twice, the spleen once -> 1 of 3 differs
+    assert res.scan_differs_from_mode_share == pytest.approx(1 / 3)
+    assert res.to_dict()["scan_differs_from_most_common_share"] == pytest.approx(1 / 3)
+    # no case ids, or one report per scan: no scan share
+    assert per_finding(preds, [[]] * 6, regions).scan_differs_from_mode_share is None
+    one_each = per_finding(preds[:2], [[]] * 2, regions[:2], ["a", "b"])
+    assert one_each.scan_differs_from_mode_share is None
+    # a template writer (one text per region) differs on no scan
+    template = per_finding([normal_chest, "Ascites."] * 3, [[]] * 6, regions, cases)
+    assert template.scan_differs_from_mode_share == 0.0

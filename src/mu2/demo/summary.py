@@ -84,15 +84,18 @@ def per_finding_table(results: dict[str, dict[str, Any]], kinds: Sequence[str]) 
         lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "| model | finding F1 (micro) | distinct reports | differ from most common | target |",
-        "|---|---|---|---|---|",
+        "| model | finding F1 (micro) | distinct reports | reports differing from the most "
+        "common | scans differing from the most common | target |",
+        "|---|---|---|---|---|---|",
     ]
     for n in names:
         pf = results[n]["per_finding"]
         check = target_check(results[n], kinds)
         lines.append(
             f"| {n} | {_fmt(pf['finding_f1_micro'])} | {_fmt(pf['distinct_report_share'])} "
-            f"| {_fmt(pf['differs_from_most_common_share'])} | {'met' if check.met else 'not met'} |"
+            f"| {_fmt(pf['differs_from_most_common_share'])} "
+            f"| {_fmt(pf.get('scan_differs_from_most_common_share'))} "
+            f"| {'met' if check.met else 'not met'} |"
         )
     return "\n".join(lines)
 
@@ -106,7 +109,13 @@ class TargetCheck:
 
 
 def target_check(metrics: dict[str, Any], kinds: Sequence[str]) -> TargetCheck:
-    """Every kind's accuracy >= TARGET_ACCURACY and the differing share >= TARGET_DIFFERS_SHARE."""
+    """Every kind's accuracy >= TARGET_ACCURACY and the differing share >= TARGET_DIFFERS_SHARE:
+    over scans (each scan's region reports joined, ``mu2.metrics.perfinding.scan_reports``)
+    where the test split asks each scan several regions, else over reports. Why scans: a
+    prior-only model writes one text per region whatever the scan, so it differs on no scan;
+    a model that reads the image writes the same right text for every normal chest when
+    the chest has one finding kind, which caps the per-report share near 1 - (normal
+    chests) / (reports) however well it reads."""
     pf = metrics.get("per_finding")
     if not pf:
         return TargetCheck(False, ["no per-finding results"])
@@ -117,11 +126,11 @@ def target_check(metrics: dict[str, Any], kinds: Sequence[str]) -> TargetCheck:
             short.append(f"{kind}: not in the test split")
         elif acc < TARGET_ACCURACY:
             short.append(f"{kind} accuracy {acc:.3f} < {TARGET_ACCURACY}")
-    differs = pf["differs_from_most_common_share"]
+    scan = pf.get("scan_differs_from_most_common_share")
+    differs, unit = (scan, "scans") if scan is not None else (
+        pf["differs_from_most_common_share"], "reports")  # fmt: skip
     if differs < TARGET_DIFFERS_SHARE:
-        short.append(
-            f"reports differing from the most common {differs:.3f} < {TARGET_DIFFERS_SHARE}"
-        )
+        short.append(f"{unit} differing from the most common {differs:.3f} < {TARGET_DIFFERS_SHARE}")
     return TargetCheck(not short, short)
 
 
@@ -204,8 +213,9 @@ def summary_markdown(
             "## Per-finding accuracy (findings read back from each generated report)",
             "",
             f"Target: every kind of the preset ({', '.join(kinds)}) with accuracy >= "
-            f"{TARGET_ACCURACY}, and >= {TARGET_DIFFERS_SHARE:.0%} of reports differing from the "
-            "most common report.",
+            f"{TARGET_ACCURACY}, and >= {TARGET_DIFFERS_SHARE:.0%} of scans differing from the "
+            "most common scan report (a scan's region reports joined; a prior-only model writes "
+            "the same for every scan).",
             "",
             per_finding_table(results, kinds),
         ]

@@ -296,7 +296,9 @@ def evaluate(
         from mu2.metrics.perfinding import per_finding
 
         with _timed(timings, "per_finding"):
-            result.per_finding = per_finding(preds, truths, [r.get("region") for r in rows])
+            result.per_finding = per_finding(
+                preds, truths, [r.get("region") for r in rows], [r.get("case_id") for r in rows]
+            )
     result.timings_s = timings
     result.vqa = vqa
     from mu2.metrics.provenance import collect

@@ -67,6 +67,9 @@ class PerFindingResult:
     n_reports: int
     distinct_share: float  # distinct generated reports / reports
     differs_from_mode_share: float  # reports that differ from the most common one
+    scan_differs_from_mode_share: float | None = None
+    """The same over scans: each scan's reports joined (:func:`scan_reports`); None when no
+    scan has more than one report (then it equals the per-report share)."""
 
     @property
     def precision(self) -> float:
@@ -89,6 +92,7 @@ class PerFindingResult:
             "finding_f1_micro": self.f1,
             "distinct_report_share": self.distinct_share,
             "differs_from_most_common_share": self.differs_from_mode_share,
+            "scan_differs_from_most_common_share": self.scan_differs_from_mode_share,
             "kinds": {k: s.to_dict() for k, s in self.kinds.items()},
         }
 
@@ -102,6 +106,25 @@ def report_diversity(predictions: Sequence[str]) -> tuple[float, float]:
     return len(texts) / n, 1.0 - texts.most_common(1)[0][1] / n
 
 
+def scan_reports(
+    predictions: Sequence[str], cases: Sequence[str | None], regions: Sequence[str | None]
+) -> list[str] | None:
+    """One text per scan: its reports joined in region order (a scan asked the chest and
+    the abdomen has one report of each). Why: with region questions, a normal region with
+    one finding kind has one right text, so the per-report share of reports differing from
+    the most common one is capped by that region's normal rate, not by template writing;
+    a model that writes one text per region whatever the scan still gets one text per
+    scan. None when a report has no case id or no scan has two reports."""
+    if not predictions or any(c is None for c in cases):
+        return None
+    by_case: dict[str, list[tuple[str, str]]] = {}
+    for text, case, region in zip(predictions, cases, regions, strict=True):
+        by_case.setdefault(str(case), []).append((str(region or ""), " ".join(text.split())))
+    if all(len(v) < 2 for v in by_case.values()):
+        return None
+    return [" | ".join(t for _, t in sorted(v)) for v in by_case.values()]
+
+
 def _kinds_for(region: str | None) -> list[str]:
     return [k for k, v in FINDING_KINDS.items() if region is None or v.region == region]
 
@@ -110,10 +133,12 @@ def per_finding(
     predictions: Sequence[str],
     truths: Sequence[Sequence[Finding]],
     regions: Sequence[str | None],
+    cases: Sequence[str | None] | None = None,
 ) -> PerFindingResult:
     """Compare the findings read from each generated report with the case's ground truth.
 
     A kind counts in a report when the report's region has it (all kinds without region).
+    ``cases`` (the rows' case ids) adds the report diversity over scans.
     """
     from mu2.findings.extract import extract_findings
 
@@ -138,6 +163,7 @@ def per_finding(
         fp += sum(found_keys.values()) - matched
         fn += sum(true_keys.values()) - matched
     distinct, differs = report_diversity(predictions)
+    scans = scan_reports(predictions, cases, regions) if cases is not None else None
     return PerFindingResult(
         kinds={k: s for k, s in kinds.items() if s.n},
         tp=tp,
@@ -146,4 +172,5 @@ def per_finding(
         n_reports=len(predictions),
         distinct_share=distinct,
         differs_from_mode_share=differs,
+        scan_differs_from_mode_share=report_diversity(scans)[1] if scans else None,
     )
