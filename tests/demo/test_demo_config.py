@@ -29,21 +29,29 @@ def _resolved(cfg: DemoConfig, stage: str) -> dict:
 # What `mu2 demo` trains, recorded: an edit of a recipe or profile YAML that changes it
 # shows up here. (stage, dotted key) -> (full, fast).
 EXPECTED = {
-    ("clip", "max_steps"): (240, 3),
+    ("clip", "max_steps"): (320, 3),
     ("clip", "batch_size"): (16, 4),
     ("clip", "optim.lr"): (2e-3, 2e-3),
     ("clip", "optim.weight_decay"): (0.0, 0.0),
     ("clip", "probe.max_train_cases"): (200, 8),
-    ("lm", "max_steps"): (240, 40),
+    ("lm", "max_steps"): (640, 40),
+    ("lm", "code_scope"): ("region", "region"),
+    ("lm", "code_sides"): (True, True),
+    ("lm", "code_basis"): ("orthogonal", "orthogonal"),
     ("lm", "batch_size"): (32, 8),
     ("lm", "optim.lr"): (3e-3, 3e-3),
     ("lm", "optim.warmup_ratio"): (0.1, 0.1),
-    ("sft", "max_steps"): (500, 4),
+    ("sft", "max_steps"): (800, 4),
+    ("sft", "code_scope"): ("region", "region"),
+    ("sft", "code_sides"): (True, True),
+    ("sft", "code_basis"): ("orthogonal", "orthogonal"),
+    ("sft", "code_weight"): (2.0, 2.0),
+    ("sft", "ground_weight"): (0.3, 0.3),
     ("sft", "batch_size"): (8, 4),
     ("sft", "optim.lr"): (1e-3, 3e-3),
     ("sft", "ground_target"): (0.15, 0.15),
     ("prefs", "n"): (4, 4),
-    ("prefs", "limit"): (None, 6),  # None: every training row
+    ("prefs", "limit"): (640, 6),
     ("dpo", "max_steps"): (30, 1),
     ("dpo", "batch_size"): (8, 2),
     ("dpo", "optim.lr"): (5e-5, 5e-5),
@@ -148,3 +156,18 @@ def test_tables_label_substitutes_and_show_the_numbers() -> None:
     assert "| splenomegaly | 4/10 | 0.500 | 0.500 | - | 0.950 | 0.950 | - |" in pf
     assert "| SFT | 0.500 | 0.250 | 0.250 | - | not met |" in pf
     assert "| SFT+DPO | 0.500 | 0.900 | 0.900 | - | met |" in pf
+
+
+def test_vqa_table_rows_and_target() -> None:
+    from mu2.demo.summary import TARGET_VQA, vqa_table
+
+    def vqa(acc: float) -> dict:
+        score = {"n": 40, "accuracy": acc, "ci": [acc - 0.1, acc], "majority": 0.6}
+        return {"types": {"side": score}, "overall": {**score, "n": 120}}
+
+    table = vqa_table({"SFT": {"vqa": vqa(TARGET_VQA)}, "SFT+DPO": {"vqa": vqa(0.85)}})
+    assert "| SFT | side | 40 | 0.900 | 0.800-0.900 | 0.600 |" in table
+    assert "| SFT+DPO | all | 120 | 0.850 | 0.750-0.850 | 0.600 |" in table
+    assert "SFT: target met (all question types 0.900)" in table
+    assert "SFT+DPO: below target (all question types 0.850)" in table
+    assert vqa_table({"SFT": {"per_finding": {}}}) == ""  # no VQA rows scored: no table
