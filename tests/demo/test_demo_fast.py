@@ -140,7 +140,7 @@ def test_printed_tables_come_from_metrics_files(demo_runs: tuple[Path, str, str]
             ]
             assert cells[3 * i : 3 * i + 3] == want, kind
     for name, m in metrics.items():
-        per_finding_section = stdout[stdout.index("## Per-finding") :]
+        per_finding_section = stdout[stdout.index("## Per-finding") : stdout.index("## Question-")]
         (row,) = _table_rows(per_finding_section, name, width=6)
         pf = m["per_finding"]
         assert row[3] == f"{pf['differs_from_most_common_share']:.3f}"
