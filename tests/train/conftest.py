@@ -135,3 +135,16 @@ def dpo_config(tiny_model_dir, pairs_file):
         return load_config(DPOConfig, None, [*base, *overrides])
 
     return make
+
+
+def build_code_lm(synth_dir: Path, tmp_path: Path, *overrides: str):
+    """(model, rows, collator) of an LM stage with the findings code (``fill=code``) on the
+    session's real synthetic rows, plus ``overrides`` (e.g. ``code_scope=region``)."""
+    from mu2.train.aids.context_lm import LMRecipe
+    from mu2.train.config import LMConfig
+
+    cfg = load_config(LMConfig, None, [
+        f"data.train={synth_dir / 'train.jsonl'}", f"output_dir={tmp_path / 'lm'}",
+        "device=cpu", "fill=code", *overrides, *SMALL_MODEL,
+    ])  # fmt: skip
+    return LMRecipe(cfg).build()

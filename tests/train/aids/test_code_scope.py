@@ -9,11 +9,10 @@ import torch
 
 from mu2.config import load_config
 from mu2.findings.catalogue import FINDING_KINDS
-from mu2.train.aids.context_lm import LMRecipe
 from mu2.train.aids.findings_code import FindingsCoder, code_block, findings_code
 from mu2.train.config import LMConfig, SFTConfig
 
-from ..conftest import SMALL_MODEL
+from ..conftest import build_code_lm
 
 ROWS = [  # one scan: an abdomen report row, a chest report row, a chest VQA row
     {"case_id": "a", "id": "a-abd", "region": "abdomen",
@@ -81,11 +80,7 @@ def _abdominal(coder: FindingsCoder) -> list[int]:
 
 
 def test_lm_stage_writes_the_scoped_code_for_the_real_rows(synth_dir, tmp_path):
-    cfg = load_config(LMConfig, None, [
-        f"data.train={synth_dir / 'train.jsonl'}", f"output_dir={tmp_path / 'lm'}",
-        "device=cpu", "fill=code", "code_scope=region", *SMALL_MODEL,
-    ])  # fmt: skip
-    _model, rows, collate = LMRecipe(cfg).build()
+    _model, rows, collate = build_code_lm(synth_dir, tmp_path, "code_scope=region")
     chest = [r for r in rows.rows if r.region == "chest"]
     assert chest
     signs = collate(chest)["code_sign"]  # (B, K)

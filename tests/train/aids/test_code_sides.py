@@ -6,12 +6,9 @@ from __future__ import annotations
 
 import torch
 
-from mu2.config import load_config
-from mu2.train.aids.context_lm import LMRecipe
 from mu2.train.aids.findings_code import FindingsCoder
-from mu2.train.config import LMConfig
 
-from ..conftest import SMALL_MODEL
+from ..conftest import build_code_lm
 
 ROWS = [
     {"case_id": "a", "id": "a-chest", "region": "chest",
@@ -49,11 +46,7 @@ def test_side_terms_are_off_by_default_and_follow_the_region_scope():
 
 
 def test_lm_stage_writes_side_terms_for_the_real_rows(synth_dir, tmp_path):
-    cfg = load_config(LMConfig, None, [
-        f"data.train={synth_dir / 'train.jsonl'}", f"output_dir={tmp_path / 'lm'}",
-        "device=cpu", "fill=code", "code_sides=true", *SMALL_MODEL,
-    ])  # fmt: skip
-    _model, rows, collate = LMRecipe(cfg).build()
+    _model, rows, collate = build_code_lm(synth_dir, tmp_path, "code_sides=true")
     coder = collate.coder
     left = coder.kinds.index("pleural_effusion@left")
     right = coder.kinds.index("pleural_effusion@right")
