@@ -119,7 +119,7 @@ def kind_direction(name: str, width: int, basis: str = "random") -> torch.Tensor
 
     ``random``: a unit vector drawn from the term's own seed. ``orthogonal``: the term's
     column of one fixed orthonormal basis, so every two terms are exactly orthogonal and a
-    sign is read without the others' leaking in; a term outside :func:`code_terms`, or a
+    sign is read without the others leaking in; a term outside :func:`code_terms`, or a
     width below their number, falls back to the random vector."""
     if basis not in CODE_BASES:
         raise Mu2Error(f"code_basis={basis!r}", fix=f"use one of {list(CODE_BASES)}")
