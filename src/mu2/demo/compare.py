@@ -19,7 +19,7 @@ import numpy as np
 from mu2.findings.catalogue import Finding
 from mu2.metrics.bootstrap import percentile_interval, resample_indices
 from mu2.metrics.perfinding import per_finding, report_diversity
-from mu2.metrics.vqa import VQA_TASK
+from mu2.metrics.vqa import split_rows
 
 Interval = tuple[float, float]
 
@@ -104,7 +104,7 @@ def compare_evals(
     by VQA accuracy instead, are left out)."""
     base_dir, other_dir = Path(base_dir), Path(other_dir)
     preds = [
-        {i: r for i, r in _rows(d / "predictions.jsonl").items() if r.get("task") != VQA_TASK}
+        {str(r["id"]): r for r in split_rows(list(_rows(d / "predictions.jsonl").values()))[0]}
         for d in (base_dir, other_dir)
     ]
     cases = [_rows(d / "per_case.jsonl") for d in (base_dir, other_dir)]

@@ -62,6 +62,7 @@ from mu2.train.config import CODE_BASES, CODE_SCOPES
 
 NORMAL_KIND = "normal"  # the one term of a code when the rows report no finding kinds
 SIDE_MARK = "@"  # a side term is "<kind>@left" / "<kind>@right"
+TERM_SIDES: tuple[str, str] = ("left", "right")  # the sides a side term names
 
 
 def _field(row: Any, name: str) -> Any:
@@ -80,8 +81,8 @@ def finding_terms(finding: dict[str, Any], sides: bool = False) -> set[str]:
     terms = {name}
     known = FINDING_KINDS.get(name)
     side = finding.get("side")
-    if sides and known is not None and known.lateral and side in ("left", "right", "bilateral"):
-        hit = ("left", "right") if side == "bilateral" else (side,)
+    if sides and known is not None and known.lateral and side in (*TERM_SIDES, "bilateral"):
+        hit = TERM_SIDES if side == "bilateral" else (side,)
         terms |= {f"{name}{SIDE_MARK}{s}" for s in hit}
     return terms
 
@@ -102,7 +103,7 @@ def code_terms() -> list[str]:
     """Every term a code can hold, in a fixed order: the catalogue's kinds, the side terms
     of its lateral kinds, and the "normal" term (the orthogonal basis's column order)."""
     sides = [f"{k.name}{SIDE_MARK}{s}" for k in FINDING_KINDS.values() if k.lateral
-             for s in ("left", "right")]  # fmt: skip
+             for s in TERM_SIDES]  # fmt: skip
     return [*FINDING_KINDS, *sides, NORMAL_KIND]
 
 
@@ -159,7 +160,7 @@ class FindingsCoder:
         if sides:  # both side terms of every lateral kind seen, whichever sides were drawn
             known = [FINDING_KINDS.get(k) for k in kinds]
             lateral = [k.name for k in known if k is not None and k.lateral]
-            kinds |= {f"{k}{SIDE_MARK}{s}" for k in lateral for s in ("left", "right")}
+            kinds |= {f"{k}{SIDE_MARK}{s}" for k in lateral for s in TERM_SIDES}
         kinds = sorted(kinds)
         self.kinds = kinds
         self.names = kinds or [NORMAL_KIND]
@@ -187,9 +188,8 @@ class FindingsCoder:
         for i, row in enumerate(rows):
             present = self.cases.get(case_key(row))
             if present is None:  # a row from outside the training rows: its own findings
-                present = set().union(
-                    set(), *(finding_terms(f, self.sides) for f in _field(row, "findings") or [])
-                )
+                findings = _field(row, "findings") or []
+                present = set().union(*(finding_terms(f, self.sides) for f in findings))
             signs = torch.tensor([1.0 if k in present else -1.0 for k in self.kinds])
             out[i] = signs * self.in_scope(row)  # 0 outside the row's scope
         return out
