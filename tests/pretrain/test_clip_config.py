@@ -26,6 +26,9 @@ def test_tiny_yaml_loads_with_overrides():
         ("model.text_width=130", "multiple of text_heads"),
         ("model.findings_weight=0", None),
         ("model.pool=attention", "mean"),
+        ("model.lesion_weight=-1", "lesion_weight must be >= 0"),
+        ("model.lesion_min_share=0", "lesion_min_share must be in"),
+        ("model.lesion_min_share=1.5", "lesion_min_share must be in"),
     ],
 )
 def test_bad_values_are_one_error(override, match):
@@ -39,3 +42,6 @@ def test_bad_values_are_one_error(override, match):
 def test_nothing_to_learn_is_refused():
     with pytest.raises(Mu2Error, match="nothing to learn"):
         load_config(ClipConfig, None, ["model.findings_weight=0", "model.clip_weight=0"])
+    # the lesion target alone is something to learn
+    load_config(ClipConfig, None, ["model.findings_weight=0", "model.clip_weight=0",
+                                   "model.histogram_weight=0", "model.lesion_weight=1"])  # fmt: skip

@@ -8,7 +8,9 @@ Image tower: VisionTower (the very class and layout the SFT model of the same si
 builds, so its weights load there by path) -> SpatialPoolingProjector -> pooling over
 tokens and frames -> linear -> E. Loss: symmetric InfoNCE with a learned temperature
 (CLIP), plus binary cross-entropy of an auxiliary multi-label head on the pooled image
-features against the structured findings (when the data has them).
+features against the structured findings (when the data has them), and optionally two
+dense targets on the ViT patches: their intensity histograms, and whether they hold a
+focal lesion (from label maps).
 """
 
 from __future__ import annotations
@@ -79,6 +81,30 @@ def patch_histograms(frames: torch.Tensor, patch: tuple[int, int, int], bins: in
     return counts / x.shape[-1]
 
 
+def lesion_loss(
+    logits: torch.Tensor, share: torch.Tensor, valid: torch.Tensor, min_share: float
+) -> torch.Tensor:
+    """Localising target of stage 0: logits (B, P) of "this patch holds a lesion" for the P
+    patches of each scan, their lesion-voxel share (B, P), ``valid`` (B, P) False on padded
+    frames -> scalar, the sum of two terms.
+
+    * Patches: class-balanced binary cross-entropy. Lesion patches (share >= min_share)
+      and lesion-free ones (share 0) weigh the same, since a nodule is a few of a batch's
+      thousands of patches; patches with only a sliver of lesion are left out.
+    * Scans: binary cross-entropy of each scan's highest patch logit against "the scan has
+      a lesion patch". A patch AUC of 0.99 still leaves about ten false patches per
+      scan of 1,024, and a reader of the tokens needs the scan's peak to mean a lesion.
+    """
+    positive = (share >= min_share) & valid  # (B, P)
+    negative = (share <= 0) & valid
+    bce = F.binary_cross_entropy_with_logits(logits, positive.to(logits.dtype), reduction="none")
+    terms = [bce[m].mean() for m in (positive, negative) if bool(m.any())]
+    peak = logits.masked_fill(~valid, torch.finfo(logits.dtype).min).amax(1)  # (B,)
+    has = positive.any(1).to(logits.dtype)  # (B,)
+    terms.append(F.binary_cross_entropy_with_logits(peak, has))
+    return terms[-1] + (torch.stack(terms[:-1]).mean() if len(terms) > 1 else 0.0)
+
+
 def histogram_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """KL(target || softmax(logits)) over the last axis, mean over the other axes."""
     log_q = F.log_softmax(logits, dim=-1)
@@ -92,6 +118,7 @@ class ClipOutput:
     clip_loss: torch.Tensor
     findings_loss: torch.Tensor
     histogram_loss: torch.Tensor
+    lesion_loss: torch.Tensor
     image_embeds: torch.Tensor  # (B, E), unit norm
     text_embeds: torch.Tensor | None  # (B, E), unit norm
     findings_logits: torch.Tensor | None  # (B, C)
@@ -116,6 +143,8 @@ class ClipModel(nn.Module):
         findings_weight: float = 1.0,
         histogram_bins: int = 0,
         histogram_weight: float = 0.0,
+        lesion_weight: float = 0.0,
+        lesion_min_share: float = 0.05,
     ):
         super().__init__()
         if pool not in ("mean", "meanmax"):
@@ -138,6 +167,9 @@ class ClipModel(nn.Module):
         )
         self.histogram_bins = histogram_bins
         self.histogram_weight = histogram_weight if self.histogram_head is not None else 0.0
+        self.lesion_head = nn.Linear(vision.config.hidden_size, 1) if lesion_weight else None
+        self.lesion_weight = lesion_weight
+        self.lesion_min_share = lesion_min_share
         self.logit_scale = nn.Parameter(torch.tensor(float(init_logit_scale)))
         self.max_log_scale = math.log(max_logit_scale)
         self.clip_weight = clip_weight
@@ -166,9 +198,13 @@ class ClipModel(nn.Module):
         return self._encode(pixel_values, frame_mask)[0]
 
     def _encode(
-        self, pixel_values: torch.Tensor, frame_mask: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """-> pooled features (B, P) and the histogram loss of the patch tokens (scalar)."""
+        self,
+        pixel_values: torch.Tensor,
+        frame_mask: torch.Tensor | None,
+        lesion_share: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> pooled features (B, P) and the histogram and lesion losses of the patch tokens
+        (scalars; 0 when off, when evaluating, or without ``lesion_share`` (B, T, gz, gy, gx))."""
         b, t, k, h, w = pixel_values.shape
         if frame_mask is None:
             frame_mask = torch.ones(b, t, dtype=torch.bool, device=pixel_values.device)
@@ -180,11 +216,19 @@ class ClipModel(nn.Module):
         if self.histogram_head is not None and self.training:
             target = patch_histograms(frames, self.vision.config.patch_size, self.histogram_bins)
             hist = histogram_loss(self.histogram_head(patches), target)  # (F, N0, bins) -> ()
+        lesion = patches.new_zeros(())
+        if self.lesion_head is not None and self.training and lesion_share is not None:
+            n0 = patches.shape[1]
+            logits = self.lesion_head(patches)[..., 0]  # (F, N0, E_v) -> (F, N0)
+            full = logits.new_zeros(b * t, n0).index_copy(0, real, logits)  # (B*T, N0)
+            share = lesion_share.to(logits).reshape(b, t * n0)  # (B, T, gz, gy, gx) -> (B, P)
+            valid = frame_mask[:, :, None].expand(b, t, n0).reshape(b, t * n0)  # (B, P)
+            lesion = lesion_loss(full.view(b, t * n0), share, valid, self.lesion_min_share)
         tokens = self.projector(patches)  # (F, N0, E_v) -> (F, N, W)
         n, width = tokens.shape[1:]
         grid = tokens.new_zeros(b * t, n, width).index_copy(0, real, tokens)  # (B*T, N, W)
         pooled = pool_tokens(grid.view(b, t, n, width), frame_mask, self.pool)  # (B, P)
-        return self.pool_norm(pooled), hist
+        return self.pool_norm(pooled), hist, lesion
 
     def embed_images(self, features: torch.Tensor) -> torch.Tensor:
         """Pooled features (B, P) -> unit-norm embeddings (B, E)."""
@@ -205,8 +249,9 @@ class ClipModel(nn.Module):
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        lesion_share: torch.Tensor | None = None,
     ) -> ClipOutput:
-        features, hist = self._encode(pixel_values, frame_mask)  # (B, P), ()
+        features, hist, lesion = self._encode(pixel_values, frame_mask, lesion_share)  # (B, P)
         image_embeds = self.embed_images(features)  # (B, E)
         scale = self.scale()
         zero = features.new_zeros(())
@@ -225,9 +270,10 @@ class ClipModel(nn.Module):
             self.clip_weight * contrastive
             + self.findings_weight * findings
             + self.histogram_weight * hist
+            + self.lesion_weight * lesion
         )
         return ClipOutput(
-            loss, contrastive, findings, hist, image_embeds, text_embeds, logits, scale
+            loss, contrastive, findings, hist, lesion, image_embeds, text_embeds, logits, scale
         )
 
 
@@ -284,6 +330,8 @@ def build_clip_model(
             findings_weight=opts.findings_weight,
             histogram_bins=opts.histogram_bins,
             histogram_weight=opts.histogram_weight,
+            lesion_weight=opts.lesion_weight,
+            lesion_min_share=opts.lesion_min_share,
         )
     if opts.vision_path:
         load_vision_weights(model.vision, opts.vision_path, strict=True)

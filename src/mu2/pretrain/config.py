@@ -70,6 +70,16 @@ class ClipModelOptions:
     histogram of its own voxels (tissue composition; pooled, it gives organ volumes and
     attenuations, which the findings change). 0: off."""
     histogram_bins: int = 16
+    lesion_weight: float = 0.0
+    """Weight of a localising target, an aid that is not in the paper (M3D-CLIP's data have
+    no voxel labels): each ViT patch predicts whether it holds focal-lesion voxels, read
+    from the label maps beside the training JSONL (``mu2 data synth --save-labels``). A
+    scan label says that a 3-voxel nodule is somewhere among a scan's 1,024 patches, not
+    where; with the scan label alone the tiny tower never learnt focal lesions
+    (docs/experiments/2026-12-07-focal-lesions-tiny.md). 0: off."""
+    lesion_min_share: float = 0.05
+    """A patch is a lesion patch when at least this share of its voxels is lesion; patches
+    with less (but some) lesion are left out of the loss."""
     findings_sides: bool = True
     """Findings head also predicts left / right for lateral kinds."""
 
@@ -93,13 +103,26 @@ class ClipModelOptions:
             )
         if self.max_logit_scale <= 1.0:
             problems.append(f"model.max_logit_scale must be > 1, got {self.max_logit_scale}")
-        if min(self.clip_weight, self.findings_weight, self.histogram_weight) < 0:
-            problems.append("model.clip_weight, findings_weight and histogram_weight must be >= 0")
+        weights = (
+            self.clip_weight,
+            self.findings_weight,
+            self.histogram_weight,
+            self.lesion_weight,
+        )
+        if min(weights) < 0:
+            problems.append(
+                "model.clip_weight, findings_weight, histogram_weight and lesion_weight must be >= 0"
+            )
+        if not 0 < self.lesion_min_share <= 1:
+            problems.append(
+                f"model.lesion_min_share must be in (0, 1], got {self.lesion_min_share}"
+            )
         if self.histogram_weight and self.histogram_bins < 2:
             problems.append(f"model.histogram_bins must be >= 2, got {self.histogram_bins}")
-        if self.clip_weight == 0 and self.findings_weight == 0 and self.histogram_weight == 0:
+        if not any(weights):
             problems.append(
-                "model.clip_weight, findings_weight and histogram_weight are all 0: nothing to learn"
+                "model.clip_weight, findings_weight, histogram_weight and lesion_weight are all 0:"
+                " nothing to learn"
             )
         if problems:
             raise ValueError("; ".join(problems))

@@ -18,15 +18,18 @@ InfoNCE negatives are the other cases of the same micro-batch on the same proces
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mu2.data.synthetic.lesions import LESION_LABEL
 from mu2.engine.dataset import CTCaseDataset
 from mu2.engine.recipe import Recipe
 from mu2.errors import Mu2Error
 from mu2.model.processing import Mu2Processor
+from mu2.preprocess.label_patches import label_map_path
 from mu2.pretrain.cases import Case, LabelSpace, read_cases, write_cases
 from mu2.pretrain.clip import build_clip_model, save_clip
 from mu2.pretrain.config import ClipConfig
@@ -51,14 +54,48 @@ def frame_stats(dataset: CTCaseDataset, n: int) -> tuple[float, float]:
     return mean, max(total_sq / count - mean * mean, 1e-12) ** 0.5
 
 
+class LesionShares:
+    """Per case: the share of lesion voxels in each ViT patch, (T, gz, gy, gx), from the
+    label map beside the cases' JSONL (computed on first use and kept; stage 0's
+    ``model.lesion_weight``)."""
+
+    def __init__(self, cases: Sequence[Case], root: Path, prep: str, patch_size: Sequence[int]):
+        self.images = {c.case_id: c.image for c in cases}
+        self.root = root
+        self.prep = prep
+        self.patch_size = tuple(patch_size)
+        self._shares: dict[str, torch.Tensor] = {}
+
+    def __call__(self, case_id: str) -> torch.Tensor:
+        from mu2.preprocess.label_patches import label_map_path, patch_label_share
+
+        if case_id not in self._shares:
+            self._shares[case_id] = patch_label_share(
+                label_map_path(self.root, case_id),
+                self.images[case_id],
+                self.prep,
+                [LESION_LABEL],
+                self.patch_size,
+            )
+        return self._shares[case_id]
+
+
 class ClipCollator:
     """Items -> ``pixel_values`` (B, T, K, H, W), ``frame_mask`` (B, T), ``input_ids`` and
-    ``attention_mask`` (B, L) of the reports, ``labels`` (B, C) multi-hot findings."""
+    ``attention_mask`` (B, L) of the reports, ``labels`` (B, C) multi-hot findings, and
+    with ``lesions`` ``lesion_share`` (B, T, gz, gy, gx), padded frames 0."""
 
-    def __init__(self, tokenizer: Any, labels: LabelSpace, max_length: int):
+    def __init__(
+        self,
+        tokenizer: Any,
+        labels: LabelSpace,
+        max_length: int,
+        lesions: LesionShares | None = None,
+    ):
         self.tokenizer = tokenizer
         self.labels = labels
         self.max_length = max_length
+        self.lesions = lesions
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         pixel_values, frame_mask = Mu2Processor.pad_frames([it["frames"] for it in items])
@@ -77,6 +114,12 @@ class ClipCollator:
         }
         if len(self.labels):
             batch["labels"] = torch.stack([self.labels.encode(it["findings"]) for it in items])
+        if self.lesions is not None:
+            shares = [self.lesions(it["id"]) for it in items]  # (T_i, gz, gy, gx) each
+            out = torch.zeros(len(items), frame_mask.shape[1], *shares[0].shape[1:])
+            for i, share in enumerate(shares):
+                out[i, : share.shape[0]] = share
+            batch["lesion_share"] = out  # (B, T, gz, gy, gx)
         return batch
 
 
@@ -120,6 +163,14 @@ class ClipRecipe(Recipe):
         # The classification head of the MONAI layout is never used (as in SFT).
         model.vision.vit.classification_head.requires_grad_(False)
         self.collate = ClipCollator(self.tokenizer, self.labels, opts.text_max_length)
+        train_collate = self.collate
+        if opts.lesion_weight > 0:
+            train_collate = ClipCollator(
+                self.tokenizer,
+                self.labels,
+                opts.text_max_length,
+                self._lesion_shares(cases, model.vision.config.patch_size),
+            )
         train = case_dataset(
             self._cases("train", cfg.data.train, cfg.data.limit),
             cfg.data,
@@ -136,7 +187,27 @@ class ClipRecipe(Recipe):
             logger.info("input standardisation from %d volumes: mean %.4f std %.4f",
                         min(NORM_STATS_CASES, len(train)), mean, std)  # fmt: skip
         logger.info("stage 0: %d training cases, findings labels %s", len(cases), self.labels.names)
-        return model, train, self.collate
+        return model, train, train_collate
+
+    def _lesion_shares(self, cases: Sequence[Case], patch_size: Sequence[int]) -> LesionShares:
+        """The lesion target's label maps; its augmentation must keep voxels in place."""
+        cfg = self.cfg
+        aug = cfg.data.augmentation
+        if cfg.data.augment and (aug.rot90_prob or aug.flip_prob):
+            raise Mu2Error(
+                "model.lesion_weight needs frames whose voxels stay where the label map has them",
+                fix="set data.augmentation.rot90_prob=0 and data.augmentation.flip_prob=0",
+            )
+        root = Path(cfg.data.train).parent
+        missing = [c.case_id for c in cases if not label_map_path(root, c.case_id).is_file()]
+        if missing:
+            raise Mu2Error(
+                f"model.lesion_weight reads label maps; {len(missing)} of {len(cases)} training "
+                f"cases have none (first: {missing[0]})",
+                path=str(label_map_path(root, missing[0])),
+                fix="synthesise with `mu2 data synth --save-labels`, or set model.lesion_weight=0",
+            )
+        return LesionShares(cases, root, cfg.data.prep, patch_size)
 
     def compute_loss(self, batch):
         out = self.model(**batch)
@@ -144,6 +215,7 @@ class ClipRecipe(Recipe):
             "clip_loss": out.clip_loss.detach(),
             "findings_loss": out.findings_loss.detach(),
             "histogram_loss": out.histogram_loss.detach(),
+            "lesion_loss": out.lesion_loss.detach(),
             "logit_scale": out.logit_scale.detach(),
         }
         return out.loss, extra
@@ -209,4 +281,4 @@ def run_clip(cfg: ClipConfig) -> Path | None:
     return final
 
 
-__all__ = ["Case", "ClipCollator", "ClipRecipe", "case_dataset", "run_clip"]
+__all__ = ["Case", "ClipCollator", "LesionShares", "ClipRecipe", "case_dataset", "run_clip"]

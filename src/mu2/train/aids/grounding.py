@@ -23,9 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
 from mu2.errors import Mu2Error
 
@@ -82,32 +80,13 @@ class GroundingMasks:
         return self._masks[key]
 
     def _compute(self, case: str, labels: set[str]) -> torch.Tensor | None:
-        from mu2.data.synthetic.anatomy import LABELS
-        from mu2.io import load_ct
-        from mu2.io.volume import load_label_mask
-        from mu2.preprocess import prep_config
-        from mu2.preprocess.prepare import prep_mapping
+        from mu2.preprocess.label_patches import label_map_path, patch_label_share
 
-        path = self.root / "labels" / f"{case}.nii.gz"
-        if not path.is_file():
-            raise Mu2Error(
-                "no label map for a grounded row",
-                path=str(path),
-                fix="synthesise with `mu2 data synth --save-labels`, or set ground_weight=0",
-            )
         image = Path(self.images[case])
         image = image if image.is_absolute() else self.root / image
-        mapping, _ = prep_mapping(load_ct(image), prep_config(self.prep))
-        canonical = load_label_mask(path, [LABELS[name] for name in labels])  # (X, Y, Z)
-        if canonical.shape != tuple(mapping.input_shape):
-            raise Mu2Error(
-                f"label map {canonical.shape} and scan {mapping.input_shape} differ",
-                path=str(path),
-                fix="pass the label map written with this scan",
-            )
-        frames = mapping.to_frames(canonical.astype(np.float32), mode="trilinear")  # (T, K, H, W)
-        # (T, K, H, W) -> (T, 1, K, H, W) -> share per patch (T, 1, gz, gy, gx) -> (T, gz, gy, gx)
-        share = F.avg_pool3d(frames.float()[:, None], self.patch_size)[:, 0]
+        share = patch_label_share(  # (T, gz, gy, gx)
+            label_map_path(self.root, case), image, self.prep, labels, self.patch_size
+        )
         mask = share >= self.min_share
         return mask if bool(mask.any()) else None
 
