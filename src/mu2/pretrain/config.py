@@ -72,8 +72,9 @@ class ClipModelOptions:
     histogram_bins: int = 16
     lesion_weight: float = 0.0
     """Weight of a localising target, an aid that is not in the paper (M3D-CLIP's data have
-    no voxel labels): each ViT patch predicts whether it holds focal-lesion voxels, read
-    from the label maps beside the training JSONL (``mu2 data synth --save-labels``). A
+    no voxel labels): a small head on each ViT patch predicts whether it holds focal-lesion
+    voxels, read from the label maps beside the training JSONL (``mu2 data synth
+    --save-labels``), and each scan's highest patch whether the scan has a lesion. A
     scan label says that a 3-voxel nodule is somewhere among a scan's 1,024 patches, not
     where; with the scan label alone the tiny tower never learnt focal lesions
     (docs/experiments/2026-12-07-focal-lesions-tiny.md). 0: off."""
