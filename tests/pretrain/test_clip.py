@@ -6,11 +6,10 @@ import math
 import pytest
 import torch
 
-from mu2.model.vision import VisionConfig, VisionTower, load_vision_weights
+from mu2.model.vision import VisionTower, load_vision_weights
 from mu2.pretrain.cases import LabelSpace
 from mu2.pretrain.clip import (
     VISION_FILE,
-    ClipModel,
     build_clip_model,
     clip_loss,
     load_clip,
@@ -18,7 +17,8 @@ from mu2.pretrain.clip import (
     save_clip,
 )
 from mu2.pretrain.config import ClipModelOptions
-from mu2.pretrain.text_encoder import TextEncoder
+
+from .conftest import micro_clip
 
 
 def test_clip_loss_matches_hand_computed_value():
@@ -55,16 +55,6 @@ def test_pool_tokens_ignores_padded_frames():
     assert both[1, 5].item() == 4.0 and both[1, 6].item() == -2.0
 
 
-def _micro_model(num_labels: int = 3) -> ClipModel:
-    torch.manual_seed(0)
-    vision = VisionTower(
-        VisionConfig(img_size=(4, 16, 16), patch_size=(2, 4, 4), hidden_size=32, mlp_dim=64,
-                     num_layers=1, num_heads=2)
-    )  # fmt: skip
-    text = TextEncoder(vocab_size=50, width=32, layers=1, heads=2, max_length=12, pad_token_id=0)
-    return ClipModel(vision, text, embed_dim=16, projector_pool=2, num_labels=num_labels)
-
-
 def _batch():
     g = torch.Generator().manual_seed(1)
     pixel_values = torch.rand(4, 2, 4, 16, 16, generator=g)  # (B, T, K, H, W)
@@ -78,7 +68,7 @@ def _batch():
 
 
 def test_forward_shapes_and_every_part_learns():
-    model = _micro_model()
+    model = micro_clip()
     batch = _batch()
     out = model(**batch)
     assert out.image_embeds.shape == (4, 16) and out.text_embeds.shape == (4, 16)
@@ -104,7 +94,7 @@ def test_forward_shapes_and_every_part_learns():
 
 
 def test_padding_a_frame_does_not_change_the_embedding():
-    model = _micro_model().eval()
+    model = micro_clip().eval()
     batch = _batch()
     one = model.image_features(batch["pixel_values"][1:2, :1], None)  # only the real frame
     padded = model.image_features(batch["pixel_values"][1:2], batch["frame_mask"][1:2])
@@ -112,7 +102,7 @@ def test_padding_a_frame_does_not_change_the_embedding():
 
 
 def test_logit_scale_is_capped():
-    model = _micro_model()
+    model = micro_clip()
     with torch.no_grad():
         model.logit_scale.fill_(10.0)  # exp(10) >> 100
     assert model.scale().item() == pytest.approx(100.0)
@@ -144,7 +134,7 @@ def test_save_load_roundtrip_and_sft_tower_loads_it(tmp_path):
 
 
 def test_exported_tower_takes_raw_frames():
-    model = _micro_model().eval()
+    model = micro_clip().eval()
     model.set_input_norm(0.2, 0.3)
     x = _batch()["pixel_values"][:, 0].unsqueeze(1)  # (B, 1, K, H, W) raw frames
     with torch.no_grad():

@@ -12,8 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mu2.pretrain.clip import ClipModel, lesion_loss
-from mu2.pretrain.text_encoder import TextEncoder
+from mu2.pretrain.clip import lesion_loss
+
+from .conftest import micro_clip
 
 NODULES = ["kinds=[lung_nodule]", "prevalence=1.0", "lung_nodule_mm=[40,55]", "vqa_per_case=0"]
 
@@ -44,16 +45,7 @@ def test_lesion_loss_without_lesions_is_the_scan_term_and_negatives():
 
 
 def test_the_lesion_head_learns_where_a_planted_blob_is():
-    from mu2.model.vision import VisionConfig, VisionTower
-
-    torch.manual_seed(0)
-    vision = VisionTower(
-        VisionConfig(img_size=(4, 16, 16), patch_size=(2, 4, 4), hidden_size=32, mlp_dim=64,
-                     num_layers=1, num_heads=2)
-    )  # fmt: skip
-    text = TextEncoder(vocab_size=50, width=32, layers=1, heads=2, max_length=12, pad_token_id=0)
-    model = ClipModel(vision, text, embed_dim=16, projector_pool=2, clip_weight=0.0,
-                      findings_weight=0.0, lesion_weight=1.0)  # fmt: skip
+    model = micro_clip(0, clip_weight=0.0, findings_weight=0.0, lesion_weight=1.0)
     g = torch.Generator().manual_seed(1)
 
     def batch():
