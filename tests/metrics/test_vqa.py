@@ -78,6 +78,13 @@ def report_rows() -> list[dict]:
         ("Trace", "severity", "mild"),
         ("Marked.", "severity", "severe"),
         ("No ascites", "severity", "none"),
+        ("Left-sided.", "side", "left"),
+        ("Bilateral", "side", "both"),
+        ("On both sides", "side", "both"),
+        ("neither side", "side", "none"),
+        ("Massive", "severity", "severe"),
+        ("moderately", "severity", "moderate"),
+        ("mild to moderate", "severity", None),
     ],
 )
 def test_answers_normalise_to_their_closed_class(text, qtype, cls) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from mu2.errors import Mu2Error
+from mu2.findings.lexicon import SEVERITY_TERMS, SIDE_TERMS
 from mu2.findings.questions import LOCATION, PRESENCE, QTYPES, SEVERITY, SIDE
 from mu2.metrics.bootstrap import bootstrap_intervals, mean_aggregator, resample_indices
 
@@ -32,36 +33,20 @@ LABEL = (
     "a leading yes/no with details, and grade synonyms; mu2.metrics.vqa)"
 )
 
-# Normalised answer -> class, for the types whose answer is a word or two.
-SYNONYMS: dict[str, dict[str, str]] = {
-    SIDE: {
-        "left": "left",
-        "left side": "left",
-        "on the left": "left",
-        "right": "right",
-        "right side": "right",
-        "on the right": "right",
-        "both": "both",
-        "both sides": "both",
-        "on both sides": "both",
-        "bilateral": "both",
-        "neither": "none",
-        "neither side": "none",
-        "none": "none",
-        "no": "none",
-    },
-    SEVERITY: {
-        "none": "none",
-        "no": "none",
-        "mild": "mild",
-        "small": "mild",
-        "trace": "mild",
-        "moderate": "moderate",
-        "severe": "severe",
-        "large": "severe",
-        "marked": "severe",
-    },
-}
+# Answer -> class for the types whose answer is a word or two: the report lexicon's side and
+# grade words (what the extractor reads in reports; hyphens as spaces, as normalise makes them),
+# the whole answer, "on the" / "side" around a side; "both" is the class of "bilateral".
+_NONE = r"none|no|neither(?: side)?"
+_CLASSES: dict[str, list[tuple[str, re.Pattern[str]]]] = {
+    SIDE: [
+        ("both" if side == "bilateral" else side,
+         re.compile(rf"^(?:on )?(?:the )?(?:{term.replace('-', ' ')})(?: sides?)?$"))
+        for side, term in SIDE_TERMS.items()
+    ] + [("none", re.compile(rf"^(?:{_NONE})$"))],
+    SEVERITY: [(grade, re.compile(rf"^(?:{term.replace('-', ' ')})$"))
+               for grade, term in SEVERITY_TERMS.items()]
+    + [("none", re.compile(rf"^(?:{_NONE})$"))],
+}  # fmt: skip
 # "There is no pleural effusion." answers side and severity questions about an absent kind.
 _THERE_IS_NO = re.compile(r"^(?:there is |there are )?no \w")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
@@ -78,10 +63,11 @@ def answer_class(text: str, qtype: str) -> str | None:
     if qtype in (PRESENCE, LOCATION):
         first = words.split(" ", 1)[0]
         return first if first in ("yes", "no") else None
-    if qtype not in SYNONYMS:
+    if qtype not in _CLASSES:
         raise Mu2Error(f"unknown question type '{qtype}'", fix=f"use one of {', '.join(QTYPES)}")
-    if words in SYNONYMS[qtype]:
-        return SYNONYMS[qtype][words]
+    for cls, pattern in _CLASSES[qtype]:
+        if pattern.match(words):
+            return cls
     return "none" if _THERE_IS_NO.match(words) else None
 
 
