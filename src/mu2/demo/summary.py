@@ -14,6 +14,7 @@ from typing import Any
 from mu2.metrics.green.backends import RULES_LABEL
 from mu2.metrics.nlg import DEFAULT_BERTSCORE_LABEL
 from mu2.metrics.result import TABLE_COLUMNS
+from mu2.metrics.vqa import VqaScore
 
 # The per-finding target of the embedded default: every finding kind of the tiny preset
 # reported with accuracy >= 0.9 on the test split, and >= 80% of test reports differing
@@ -147,11 +148,7 @@ def vqa_table(results: dict[str, dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|"]  # fmt: skip
     for name, v in scored.items():
         for qtype, sc in [*v["types"].items(), ("all", v["overall"])]:
-            ci = f"{sc['ci'][0]:.3f}-{sc['ci'][1]:.3f}" if sc.get("ci") else "-"
-            lines.append(
-                f"| {name} | {qtype} | {sc['n']} | {sc['accuracy']:.3f} | {ci} | "
-                f"{sc['majority']:.3f} |"
-            )
+            lines.append(f"| {name} | {qtype} | {VqaScore.from_dict(sc).cells()} |")
     for name, v in scored.items():
         acc = v["overall"]["accuracy"]
         verdict = "target met" if acc >= TARGET_VQA else "below target"

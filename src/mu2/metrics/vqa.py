@@ -90,6 +90,18 @@ class VqaScore:
             "majority": self.majority,
         }
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VqaScore:
+        """The inverse of :meth:`to_dict` (a ``metrics.json`` entry)."""
+        ci = d.get("ci")
+        return cls(int(d["n"]), float(d["accuracy"]), tuple(ci) if ci else None,
+                   float(d["majority"]))  # fmt: skip
+
+    def cells(self) -> str:
+        """``n | accuracy | CI | majority`` as Markdown table cells (every VQA table's)."""
+        ci = f"{self.ci[0]:.3f}-{self.ci[1]:.3f}" if self.ci else "-"
+        return f"{self.n} | {self.accuracy:.3f} | {ci} | {self.majority:.3f}"
+
 
 @dataclass
 class VqaResult:
@@ -118,8 +130,7 @@ class VqaResult:
         ]
         rows = [*self.types.items(), ("all", self.overall)]
         for name, s in rows:
-            ci = f"{s.ci[0]:.3f}-{s.ci[1]:.3f}" if s.ci else "-"
-            lines.append(f"| {name} | {s.n} | {s.accuracy:.3f} | {ci} | {s.majority:.3f} |")
+            lines.append(f"| {name} | {s.cells()} |")
         if self.unscored:
             lines += ["", f"{self.unscored} VQA row(s) without a closed answer were not scored."]
         return "\n".join(lines)
