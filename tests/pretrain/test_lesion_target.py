@@ -12,6 +12,7 @@ import torch
 
 from mu2.pretrain.clip import lesion_loss
 
+from ..cli.conftest import run
 from .conftest import micro_clip
 
 NODULES = ["kinds=[lung_nodule]", "prevalence=1.0", "lung_nodule_mm=[40,55]", "vqa_per_case=0"]
@@ -87,13 +88,7 @@ def nodule_dir(tmp_path_factory) -> Path:
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
     """`mu2 ARGV` in-process, as a user runs it: (exit code, stdout + stderr)."""
-    from mu2.cli.main import main
-
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
+    code, out, err = run(argv, capsys)
     return code, out + err
 
 
