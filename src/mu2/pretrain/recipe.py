@@ -26,7 +26,7 @@ import torch
 
 from mu2.data.synthetic.lesions import LESION_LABEL
 from mu2.engine.dataset import CTCaseDataset
-from mu2.engine.label_patches import label_map_path
+from mu2.engine.label_patches import label_map_path, patch_label_share
 from mu2.engine.recipe import Recipe
 from mu2.errors import Mu2Error
 from mu2.model.processing import Mu2Processor
@@ -67,8 +67,6 @@ class LesionShares:
         self._shares: dict[str, torch.Tensor] = {}
 
     def __call__(self, case_id: str) -> torch.Tensor:
-        from mu2.engine.label_patches import label_map_path, patch_label_share
-
         if case_id not in self._shares:
             self._shares[case_id] = patch_label_share(
                 label_map_path(self.root, case_id),
