@@ -29,7 +29,8 @@ def test_label_shares_sit_where_the_lesion_changes_the_prepared_scan(nodule_dir)
     """Reference from the scan alone: prepare it as drawn and with the lesion voxels set to
     air; the patches that differ are where the lesion is."""
     from mu2.data.synthetic.anatomy import LABELS
-    from mu2.engine.label_patches import label_map_path, patch_label_share
+    from mu2.data.synthetic.synth import label_map_path
+    from mu2.engine.label_patches import patch_label_share
     from mu2.io import load_ct
     from mu2.preprocess import prep_config, prepare
 

@@ -1,7 +1,7 @@
 """Voxel label maps on the ViT patch grid: the share of each patch's voxels with a label.
 
 Two training aids read the synthetic benchmark's label maps (``mu2 data synth
---save-labels``, ``labels/<case_id>.nii.gz`` beside the JSONL) at the tower's resolution:
+--save-labels``, ``mu2.data.synthetic.synth.label_map_path``) at the tower's resolution:
 SFT's grounding loss (which patches hold a report row's finding) and stage 0's lesion
 target (which patches hold a focal lesion). Both need the label map taken through exactly
 the crop / resize / reorientation of its scan (``PrepMapping.to_frames``) and averaged over
@@ -18,13 +18,6 @@ import torch
 import torch.nn.functional as F
 
 from mu2.errors import Mu2Error
-
-LABELS_DIR = "labels"
-
-
-def label_map_path(root: str | Path, case_id: str) -> Path:
-    """Where ``mu2 data synth --save-labels`` writes the label map of ``case_id``."""
-    return Path(root) / LABELS_DIR / f"{case_id}.nii.gz"
 
 
 def patch_label_share(

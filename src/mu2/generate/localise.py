@@ -33,6 +33,7 @@ from scipy import stats
 from tqdm.auto import tqdm
 
 from mu2.data.synthetic.lesions import FLUID_KINDS, FLUID_LABEL, FOCAL, LESION_LABEL
+from mu2.data.synthetic.synth import label_map_path
 from mu2.errors import Mu2Error
 from mu2.findings.catalogue import FINDING_KINDS
 from mu2.generate.regions import default_question
@@ -123,7 +124,7 @@ def synth_lesion_cases(synth_dir: str | Path, split: str = "test") -> list[Lesio
                 case_ids.append(cid)
     cases = []
     for cid in case_ids:
-        labels = root / "labels" / f"{cid}.nii.gz"
+        labels = label_map_path(root, cid)
         gt_path = root / "gt" / f"{cid}.json"
         if not labels.is_file():
             raise Mu2Error(

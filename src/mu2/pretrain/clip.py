@@ -98,11 +98,11 @@ def lesion_loss(
     positive = (share >= min_share) & valid  # (B, P)
     negative = (share <= 0) & valid
     bce = F.binary_cross_entropy_with_logits(logits, positive.to(logits.dtype), reduction="none")
-    terms = [bce[m].mean() for m in (positive, negative) if bool(m.any())]
+    means = [bce[m].mean() for m in (positive, negative) if bool(m.any())]
+    patches = torch.stack(means).mean() if means else logits.new_zeros(())
     peak = logits.masked_fill(~valid, torch.finfo(logits.dtype).min).amax(1)  # (B,)
-    has = positive.any(1).to(logits.dtype)  # (B,)
-    terms.append(F.binary_cross_entropy_with_logits(peak, has))
-    return terms[-1] + (torch.stack(terms[:-1]).mean() if len(terms) > 1 else 0.0)
+    scans = F.binary_cross_entropy_with_logits(peak, positive.any(1).to(logits.dtype))
+    return patches + scans
 
 
 def histogram_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

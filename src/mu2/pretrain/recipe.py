@@ -25,8 +25,9 @@ from typing import Any
 import torch
 
 from mu2.data.synthetic.lesions import LESION_LABEL
+from mu2.data.synthetic.synth import label_map_path
 from mu2.engine.dataset import CTCaseDataset
-from mu2.engine.label_patches import label_map_path, patch_label_share
+from mu2.engine.label_patches import patch_label_share
 from mu2.engine.recipe import Recipe
 from mu2.errors import Mu2Error
 from mu2.model.processing import Mu2Processor

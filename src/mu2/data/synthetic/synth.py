@@ -44,6 +44,12 @@ SPLITS: tuple[str, ...] = ("train", "val", "test")
 GENERALISATION_SPLIT = "test_generalisation"
 DATASET_NAME = "synth"
 MANIFEST = "manifest.json"
+LABELS_DIR = "labels"
+
+
+def label_map_path(root: str | Path, case_id: str) -> Path:
+    """Where the label map of ``case_id`` is written (``save_labels``) and read from."""
+    return Path(root) / LABELS_DIR / f"{case_id}.nii.gz"
 
 
 @dataclass
@@ -135,7 +141,7 @@ def _work(args: tuple[SynthConfig, int, int, str, bool]) -> CaseRows:
     case = make_case(cfg, seed, index)
     save_nifti(case.volume, case.affine, out_dir / "images" / f"{case.case_id}.nii.gz")
     if save_labels and case.labels is not None:
-        save_nifti(case.labels, case.affine, out_dir / "labels" / f"{case.case_id}.nii.gz")
+        save_nifti(case.labels, case.affine, label_map_path(out_dir, case.case_id))
     findings = [f.to_dict() for f in case.findings]
     gt = {
         "case_id": case.case_id,
@@ -191,7 +197,7 @@ def prepare_output(out_dir: Path) -> None:
             fix="choose a new or empty folder (an earlier `mu2 data synth` output is replaced)",
         )
     # An earlier run: remove exactly the files synth writes, so no stale case survives.
-    for sub, pattern in (("images", "*.nii.gz"), ("labels", "*.nii.gz"), ("gt", "*.json")):
+    for sub, pattern in (("images", "*.nii.gz"), (LABELS_DIR, "*.nii.gz"), ("gt", "*.json")):
         for f in (out_dir / sub).glob(pattern):
             f.unlink()
     for name in (*SPLITS, GENERALISATION_SPLIT):

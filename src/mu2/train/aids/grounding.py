@@ -80,7 +80,8 @@ class GroundingMasks:
         return self._masks[key]
 
     def _compute(self, case: str, labels: set[str]) -> torch.Tensor | None:
-        from mu2.engine.label_patches import label_map_path, patch_label_share
+        from mu2.data.synthetic.synth import label_map_path
+        from mu2.engine.label_patches import patch_label_share
 
         image = Path(self.images[case])
         image = image if image.is_absolute() else self.root / image
