@@ -25,32 +25,37 @@ def nodule_dir(tmp_path_factory) -> Path:
     return out
 
 
-def test_label_shares_sit_where_the_lesion_changes_the_prepared_scan(nodule_dir):
-    """Reference from the scan alone: prepare it as drawn and with the lesion voxels set to
-    air; the patches that differ are where the lesion is."""
+@pytest.mark.parametrize("label", ["lesion", "spleen"])
+def test_label_shares_sit_where_the_label_changes_the_prepared_scan(nodule_dir, label):
+    """Reference from the scan alone: prepare it as drawn and with the label's voxels set to
+    air; the patches that differ are where the label is. The label is the second of two
+    groups, so the groups' order is checked too."""
     from mu2.data.synthetic.anatomy import LABELS
     from mu2.data.synthetic.synth import label_map_path
-    from mu2.engine.label_patches import patch_label_share
+    from mu2.engine.label_patches import patch_label_share, patch_label_shares
     from mu2.io import load_ct
     from mu2.preprocess import prep_config, prepare
 
     case = json.loads((nodule_dir / "train.jsonl").read_text().splitlines()[0])
     image = nodule_dir / case["image"]
     labels = label_map_path(nodule_dir, case["case_id"])
-    share = patch_label_share(labels, image, "tiny", ["lesion"], (4, 8, 8))  # (T, gz, gy, gx)
+    groups = [["liver", "fat"], [label]]
+    share = patch_label_shares(labels, image, "tiny", groups, (4, 8, 8))[1]  # (T, gz, gy, gx)
+    alone = patch_label_share(labels, image, "tiny", [label], (4, 8, 8))
+    assert bool((share == alone).all())
 
     img = nib.load(str(image))
-    lesion = np.asarray(nib.load(str(labels)).dataobj) == LABELS["lesion"]
-    assert lesion.sum() > 50
+    voxels = np.asarray(nib.load(str(labels)).dataobj) == LABELS[label]
+    assert voxels.sum() > 50
     air = np.asarray(img.dataobj, dtype=np.float32).copy()
-    air[lesion] = -1000.0
+    air[voxels] = -1000.0
     cleared = image.parent / "cleared.nii.gz"
     nib.save(nib.Nifti1Image(air, img.affine), str(cleared))
     cfg = prep_config("tiny")
     diff = (prepare(load_ct(image), cfg).frames - prepare(load_ct(cleared), cfg).frames).abs()
     changed = F.avg_pool3d(diff[:, None], (4, 8, 8))[:, 0] > 0.01  # (T, gz, gy, gx)
     assert share.shape == changed.shape
-    lesion_patches = share >= 0.05
-    assert int(lesion_patches.sum()) >= 2
-    assert bool(changed[lesion_patches].all())  # every lesion patch shows the lesion
+    label_patches = share >= 0.05
+    assert int(label_patches.sum()) >= 2
+    assert bool(changed[label_patches].all())  # every label patch shows the label
     assert int((changed & (share <= 0)).sum()) <= int(changed.sum()) // 4  # few outside it

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 
 from mu2.model.vision import VisionConfig, VisionTower
@@ -23,3 +25,19 @@ def micro_clip(num_labels: int = 3, **options: Any) -> ClipModel:
     return ClipModel(
         vision, text, embed_dim=16, projector_pool=2, num_labels=num_labels, **options
     )
+
+
+NODULES = ["kinds=[lung_nodule]", "prevalence=1.0", "lung_nodule_mm=[40,55]", "vqa_per_case=0"]
+
+
+@pytest.fixture(scope="session")
+def nodule_dir(tmp_path_factory) -> Path:
+    """4 tiny synthetic cases, each with a lung nodule, and their label maps."""
+    from mu2.data.synthetic.synth import synthesize
+    from mu2.data.synthetic.synth_config import make_config
+
+    out = tmp_path_factory.mktemp("nodules")
+    cfg = make_config("tiny", "tiny", overrides=NODULES + ["split=[0.5,0.0,0.5]"])
+    synthesize(out, 4, 0, cfg, workers=1, progress=False, save_labels=True, preset="tiny",
+               size="tiny")  # fmt: skip
+    return out

@@ -29,14 +29,17 @@ def test_tiny_yaml_loads_with_overrides():
         ("model.lesion_weight=-1", "lesion_weight must be >= 0"),
         ("model.lesion_min_share=0", "lesion_min_share must be in"),
         ("model.lesion_min_share=1.5", "lesion_min_share must be in"),
+        ("model.lesion_head=conv", "lesion_head"),
+        ("model.organ_weight=-0.5", "organ_weight must be >= 0"),
+        ("model.organ_weight=1 model.organ_labels=[]", "organ_labels is empty"),
     ],
 )
 def test_bad_values_are_one_error(override, match):
     if match is None:  # valid on its own
-        load_config(ClipConfig, None, [override])
+        load_config(ClipConfig, None, override.split())
         return
     with pytest.raises(Mu2Error, match=match):
-        load_config(ClipConfig, None, [override])
+        load_config(ClipConfig, None, override.split())
 
 
 def test_nothing_to_learn_is_refused():

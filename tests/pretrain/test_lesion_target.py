@@ -15,8 +15,6 @@ from mu2.pretrain.clip import lesion_loss
 from ..cli.conftest import run
 from .conftest import micro_clip
 
-NODULES = ["kinds=[lung_nodule]", "prevalence=1.0", "lung_nodule_mm=[40,55]", "vqa_per_case=0"]
-
 
 def _bce(logit: float, target: float) -> float:
     p = 1 / (1 + math.exp(-logit))
@@ -43,8 +41,9 @@ def test_lesion_loss_without_lesions_is_the_scan_term_and_negatives():
     assert got.item() == pytest.approx(expected, rel=1e-6)
 
 
-def test_the_lesion_head_learns_where_a_planted_blob_is():
-    model = micro_clip(0, clip_weight=0.0, findings_weight=0.0, lesion_weight=1.0)
+@pytest.mark.parametrize("head", ["linear", "mlp"])
+def test_the_lesion_head_learns_where_a_planted_blob_is(head):
+    model = micro_clip(0, clip_weight=0.0, findings_weight=0.0, lesion_weight=1.0, lesion_head=head)
     g = torch.Generator().manual_seed(1)
 
     def batch():
@@ -71,19 +70,6 @@ def test_the_lesion_head_learns_where_a_planted_blob_is():
     model.eval()
     pv, share = batch()
     assert model(pv, lesion_share=share).lesion_loss.item() == 0.0
-
-
-@pytest.fixture(scope="module")
-def nodule_dir(tmp_path_factory) -> Path:
-    """4 tiny synthetic cases, each with a lung nodule, and their label maps."""
-    from mu2.data.synthetic.synth import synthesize
-    from mu2.data.synthetic.synth_config import make_config
-
-    out = tmp_path_factory.mktemp("nodules")
-    cfg = make_config("tiny", "tiny", overrides=NODULES + ["split=[0.5,0.0,0.5]"])
-    synthesize(out, 4, 0, cfg, workers=1, progress=False, save_labels=True, preset="tiny",
-               size="tiny")  # fmt: skip
-    return out
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:

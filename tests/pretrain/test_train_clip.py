@@ -61,7 +61,7 @@ def test_stage0_beats_random_tower_on_linear_probe(small_set, tmp_path):
     args = [
         "train", "clip", "--config", "configs/clip/tiny.yaml",
         f"output_dir={out}", "max_steps=60", "batch_size=16", "optim.lr=2e-3",
-        "model.clip_weight=0",
+        "model.clip_weight=0", "model.lesion_weight=0", "model.organ_weight=0",  # no label maps
         f"data.train={small_set / 'train.jsonl'}", "data.val=null",
         f"data.test={small_set / 'test.jsonl'}", "data.cache=memory", "tensorboard=false",
         "probe.baseline=true", "probe.max_train_cases=400",

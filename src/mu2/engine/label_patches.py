@@ -28,14 +28,27 @@ def patch_label_share(
     patch_size: Sequence[int],
 ) -> torch.Tensor:
     """(T, gz, gy, gx) float in [0, 1]: the share of each ViT patch's frame voxels that carry
-    one of ``labels`` (names of ``mu2.data.synthetic.anatomy.LABELS``).
+    one of ``labels`` (names of ``mu2.data.synthetic.anatomy.LABELS``)."""
+    return patch_label_shares(label_path, image_path, prep, [list(labels)], patch_size)[0]
 
-    The label map is read on the canonical grid of its scan, mapped to frames (T, K, H, W)
-    like the scan (trilinear, as ``prepare`` resamples) and averaged over patches.
+
+def patch_label_shares(
+    label_path: str | Path,
+    image_path: str | Path,
+    prep: str,
+    groups: Sequence[Iterable[str]],
+    patch_size: Sequence[int],
+) -> torch.Tensor:
+    """(G, T, gz, gy, gx) float in [0, 1]: for each group of label names, the share of each
+    ViT patch's frame voxels that carry one of them.
+
+    The label map is read once, on the canonical grid of its scan; each group's mask is
+    mapped to frames (T, K, H, W) like the scan (trilinear, as ``prepare`` resamples) and
+    averaged over patches.
     """
     from mu2.data.synthetic.anatomy import LABELS
     from mu2.io import load_ct
-    from mu2.io.volume import load_label_mask
+    from mu2.io.volume import load_label_map
     from mu2.preprocess.config import prep_config
     from mu2.preprocess.prepare import prep_mapping
 
@@ -46,17 +59,23 @@ def patch_label_share(
             path=str(label_path),
             fix="synthesise with `mu2 data synth --save-labels`, or turn off the aid that reads it",
         )
-    unknown = sorted(set(labels) - set(LABELS))
+    groups = [list(g) for g in groups]
+    unknown = sorted({name for g in groups for name in g} - set(LABELS))
     if unknown:
         raise Mu2Error(f"unknown label(s) {unknown}", fix=f"use names of {sorted(LABELS)}")
     mapping, _ = prep_mapping(load_ct(image_path), prep_config(prep))
-    canonical = load_label_mask(label_path, [LABELS[name] for name in labels])  # (X, Y, Z)
+    canonical = load_label_map(label_path)  # (X, Y, Z) label ids
     if canonical.shape != tuple(mapping.input_shape):
         raise Mu2Error(
             f"label map {canonical.shape} and scan {mapping.input_shape} differ",
             path=str(label_path),
             fix="pass the label map written with this scan",
         )
-    frames = mapping.to_frames(canonical.astype(np.float32), mode="trilinear")  # (T, K, H, W)
-    # (T, K, H, W) -> (T, 1, K, H, W) -> share per patch (T, 1, gz, gy, gx) -> (T, gz, gy, gx)
-    return F.avg_pool3d(frames.float()[:, None], tuple(int(p) for p in patch_size))[:, 0]
+    pool = tuple(int(p) for p in patch_size)
+    out = []
+    for group in groups:
+        mask = np.isin(canonical, [LABELS[name] for name in group]).astype(np.float32)
+        frames = mapping.to_frames(mask, mode="trilinear")  # (X, Y, Z) -> (T, K, H, W)
+        # (T, K, H, W) -> (T, 1, K, H, W) -> share per patch (T, 1, gz, gy, gx)
+        out.append(F.avg_pool3d(frames.float()[:, None], pool)[:, 0])
+    return torch.stack(out)  # (G, T, gz, gy, gx)

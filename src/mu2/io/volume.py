@@ -86,12 +86,17 @@ def orientation_code(affine: np.ndarray) -> str:
     return "".join(nib.aff2axcodes(affine))
 
 
-def load_label_mask(path: str | Path, label_ids: Sequence[int]) -> np.ndarray:
-    """Label-map file -> bool mask of ``label_ids`` on the canonical RAS grid (load_ct's), so
+def load_label_map(path: str | Path) -> np.ndarray:
+    """Label-map file -> integer labels (X, Y, Z) on the canonical RAS grid (load_ct's), so
     it lines up with the scan it was written with (heat-map scoring, grounding)."""
     img: Any = nib.load(str(path))  # a Nifti1Image (nibabel types it as FileBasedImage)
-    hit = np.isin(np.asarray(img.dataobj), list(label_ids)).astype(np.float32)
-    return canonical_volume(hit, img.affine, {"path": str(path)}).array > 0.5
+    labels = np.asarray(img.dataobj).astype(np.float32)  # label ids are small integers: exact
+    return np.rint(canonical_volume(labels, img.affine, {"path": str(path)}).array).astype(np.int32)
+
+
+def load_label_mask(path: str | Path, label_ids: Sequence[int]) -> np.ndarray:
+    """Label-map file -> bool mask (X, Y, Z) of ``label_ids`` on the canonical RAS grid."""
+    return np.isin(load_label_map(path), list(label_ids))
 
 
 def canonical_volume(data: np.ndarray, affine: np.ndarray, meta: dict[str, Any]) -> CTVolume:

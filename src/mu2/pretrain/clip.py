@@ -119,6 +119,7 @@ class ClipOutput:
     findings_loss: torch.Tensor
     histogram_loss: torch.Tensor
     lesion_loss: torch.Tensor
+    organ_loss: torch.Tensor
     image_embeds: torch.Tensor  # (B, E), unit norm
     text_embeds: torch.Tensor | None  # (B, E), unit norm
     findings_logits: torch.Tensor | None  # (B, C)
@@ -145,6 +146,9 @@ class ClipModel(nn.Module):
         histogram_weight: float = 0.0,
         lesion_weight: float = 0.0,
         lesion_min_share: float = 0.05,
+        lesion_head: str = "linear",
+        organ_groups: int = 0,
+        organ_weight: float = 0.0,
     ):
         super().__init__()
         if pool not in ("mean", "meanmax"):
@@ -167,17 +171,26 @@ class ClipModel(nn.Module):
         )
         self.histogram_bins = histogram_bins
         self.histogram_weight = histogram_weight if self.histogram_head is not None else 0.0
-        # A small MLP rather than a linear head, so the tower need not hold a linear lesion
-        # direction itself: with a linear head splenomegaly read 0.68-0.77 in the stage-0
-        # probe, 0.77-0.88 with this one (four runs each; docs/experiments/).
+        # Linear or a small MLP (``ClipModelOptions.lesion_head``): a linear head makes the
+        # tower itself hold a lesion direction, for SFT's projector to read.
         hidden = vision.config.hidden_size
-        self.lesion_head = (
-            nn.Sequential(nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1))
-            if lesion_weight
-            else None
-        )
+        if lesion_head not in ("linear", "mlp"):
+            raise Mu2Error(f"model.lesion_head is {lesion_head!r}", fix="use linear or mlp")
+        self.lesion_head = None
+        if lesion_weight and lesion_head == "mlp":
+            self.lesion_head = nn.Sequential(
+                nn.Linear(hidden, hidden), nn.GELU(), nn.Linear(hidden, 1)
+            )
+        elif lesion_weight:
+            self.lesion_head = nn.Linear(hidden, 1)
         self.lesion_weight = lesion_weight
         self.lesion_min_share = lesion_min_share
+        # Linear, so that the tower's patches carry each organ's share as a direction, and a
+        # pooled mean of them its volume.
+        self.organ_head = (
+            nn.Linear(hidden, organ_groups + 1) if organ_groups and organ_weight else None
+        )
+        self.organ_weight = organ_weight if self.organ_head is not None else 0.0
         self.logit_scale = nn.Parameter(torch.tensor(float(init_logit_scale)))
         self.max_log_scale = math.log(max_logit_scale)
         self.clip_weight = clip_weight
@@ -210,9 +223,11 @@ class ClipModel(nn.Module):
         pixel_values: torch.Tensor,
         frame_mask: torch.Tensor | None,
         lesion_share: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> pooled features (B, P) and the histogram and lesion losses of the patch tokens
-        (scalars; 0 when off, when evaluating, or without ``lesion_share`` (B, T, gz, gy, gx))."""
+        organ_share: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> pooled features (B, P) and the histogram, lesion and organ losses of the patch
+        tokens (scalars; 0 when off, when evaluating, or without ``lesion_share``
+        (B, T, gz, gy, gx) / ``organ_share`` (B, G, T, gz, gy, gx))."""
         b, t, k, h, w = pixel_values.shape
         if frame_mask is None:
             frame_mask = torch.ones(b, t, dtype=torch.bool, device=pixel_values.device)
@@ -232,11 +247,19 @@ class ClipModel(nn.Module):
             share = lesion_share.to(logits).reshape(b, t * n0)  # (B, T, gz, gy, gx) -> (B, P)
             valid = frame_mask[:, :, None].expand(b, t, n0).reshape(b, t * n0)  # (B, P)
             lesion = lesion_loss(full.view(b, t * n0), share, valid, self.lesion_min_share)
+        organ = patches.new_zeros(())
+        if self.organ_head is not None and self.training and organ_share is not None:
+            # (B, G, T, gz, gy, gx) -> (B, T, N0, G) -> real frames (F, N0, G)
+            groups = organ_share.to(patches).flatten(3).permute(0, 2, 3, 1)
+            groups = groups.reshape(b * t, -1, groups.shape[-1])[real]
+            rest = (1 - groups.sum(-1, keepdim=True)).clamp(min=0)  # (F, N0, 1)
+            target = torch.cat([groups, rest], -1)  # (F, N0, G + 1), rows sum to 1
+            organ = histogram_loss(self.organ_head(patches), target)  # (F, N0, G + 1) -> ()
         tokens = self.projector(patches)  # (F, N0, E_v) -> (F, N, W)
         n, width = tokens.shape[1:]
         grid = tokens.new_zeros(b * t, n, width).index_copy(0, real, tokens)  # (B*T, N, W)
         pooled = pool_tokens(grid.view(b, t, n, width), frame_mask, self.pool)  # (B, P)
-        return self.pool_norm(pooled), hist, lesion
+        return self.pool_norm(pooled), hist, lesion, organ
 
     def embed_images(self, features: torch.Tensor) -> torch.Tensor:
         """Pooled features (B, P) -> unit-norm embeddings (B, E)."""
@@ -258,8 +281,11 @@ class ClipModel(nn.Module):
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         lesion_share: torch.Tensor | None = None,
+        organ_share: torch.Tensor | None = None,
     ) -> ClipOutput:
-        features, hist, lesion = self._encode(pixel_values, frame_mask, lesion_share)  # (B, P)
+        features, hist, lesion, organ = self._encode(
+            pixel_values, frame_mask, lesion_share, organ_share
+        )  # (B, P)
         image_embeds = self.embed_images(features)  # (B, E)
         scale = self.scale()
         zero = features.new_zeros(())
@@ -279,10 +305,12 @@ class ClipModel(nn.Module):
             + self.findings_weight * findings
             + self.histogram_weight * hist
             + self.lesion_weight * lesion
+            + self.organ_weight * organ
         )
         return ClipOutput(
-            loss, contrastive, findings, hist, lesion, image_embeds, text_embeds, logits, scale
-        )
+            loss, contrastive, findings, hist, lesion, organ,
+            image_embeds, text_embeds, logits, scale,
+        )  # fmt: skip
 
 
 def fold_input_norm(vision: VisionTower, mean: float, std: float) -> VisionTower:
@@ -340,6 +368,9 @@ def build_clip_model(
             histogram_weight=opts.histogram_weight,
             lesion_weight=opts.lesion_weight,
             lesion_min_share=opts.lesion_min_share,
+            lesion_head=opts.lesion_head,
+            organ_groups=len(opts.organ_labels),
+            organ_weight=opts.organ_weight,
         )
     if opts.vision_path:
         load_vision_weights(model.vision, opts.vision_path, strict=True)

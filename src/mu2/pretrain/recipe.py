@@ -24,10 +24,11 @@ from typing import Any
 
 import torch
 
+from mu2.data.synthetic.anatomy import LABELS
 from mu2.data.synthetic.lesions import LESION_LABEL
 from mu2.data.synthetic.synth import label_map_path
 from mu2.engine.dataset import CTCaseDataset
-from mu2.engine.label_patches import patch_label_share
+from mu2.engine.label_patches import patch_label_shares
 from mu2.engine.recipe import Recipe
 from mu2.errors import Mu2Error
 from mu2.model.processing import Mu2Processor
@@ -55,25 +56,36 @@ def frame_stats(dataset: CTCaseDataset, n: int) -> tuple[float, float]:
     return mean, max(total_sq / count - mean * mean, 1e-12) ** 0.5
 
 
-class LesionShares:
-    """Per case: the share of lesion voxels in each ViT patch, (T, gz, gy, gx), from the
-    label map beside the cases' JSONL (computed on first use and kept; stage 0's
-    ``model.lesion_weight``)."""
+class LabelShares:
+    """Per case: the share of each label group's voxels in each ViT patch, (G, T, gz, gy,
+    gx), from the label map beside the cases' JSONL (computed on first use and kept; stage
+    0's ``model.lesion_weight`` and ``model.organ_weight``). ``lesion``: group 0 is the
+    lesion target's, the others the organ target's."""
 
-    def __init__(self, cases: Sequence[Case], root: Path, prep: str, patch_size: Sequence[int]):
+    def __init__(
+        self,
+        cases: Sequence[Case],
+        root: Path,
+        prep: str,
+        patch_size: Sequence[int],
+        groups: Sequence[Sequence[str]],
+        lesion: bool,
+    ):
         self.images = {c.case_id: c.image for c in cases}
         self.root = root
         self.prep = prep
         self.patch_size = tuple(patch_size)
+        self.groups = [list(g) for g in groups]
+        self.lesion = lesion
         self._shares: dict[str, torch.Tensor] = {}
 
     def __call__(self, case_id: str) -> torch.Tensor:
         if case_id not in self._shares:
-            self._shares[case_id] = patch_label_share(
+            self._shares[case_id] = patch_label_shares(
                 label_map_path(self.root, case_id),
                 self.images[case_id],
                 self.prep,
-                [LESION_LABEL],
+                self.groups,
                 self.patch_size,
             )
         return self._shares[case_id]
@@ -82,19 +94,20 @@ class LesionShares:
 class ClipCollator:
     """Items -> ``pixel_values`` (B, T, K, H, W), ``frame_mask`` (B, T), ``input_ids`` and
     ``attention_mask`` (B, L) of the reports, ``labels`` (B, C) multi-hot findings, and
-    with ``lesions`` ``lesion_share`` (B, T, gz, gy, gx), padded frames 0."""
+    with ``shares`` ``lesion_share`` (B, T, gz, gy, gx) and / or ``organ_share`` (B, G, T,
+    gz, gy, gx), padded frames 0."""
 
     def __init__(
         self,
         tokenizer: Any,
         labels: LabelSpace,
         max_length: int,
-        lesions: LesionShares | None = None,
+        shares: LabelShares | None = None,
     ):
         self.tokenizer = tokenizer
         self.labels = labels
         self.max_length = max_length
-        self.lesions = lesions
+        self.shares = shares
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         pixel_values, frame_mask = Mu2Processor.pad_frames([it["frames"] for it in items])
@@ -113,12 +126,17 @@ class ClipCollator:
         }
         if len(self.labels):
             batch["labels"] = torch.stack([self.labels.encode(it["findings"]) for it in items])
-        if self.lesions is not None:
-            shares = [self.lesions(it["id"]) for it in items]  # (T_i, gz, gy, gx) each
-            out = torch.zeros(len(items), frame_mask.shape[1], *shares[0].shape[1:])
+        if self.shares is not None:
+            shares = [self.shares(it["id"]) for it in items]  # (G, T_i, gz, gy, gx) each
+            g, _, *grid = shares[0].shape
+            out = torch.zeros(len(items), g, frame_mask.shape[1], *grid)  # (B, G, T, ...)
             for i, share in enumerate(shares):
-                out[i, : share.shape[0]] = share
-            batch["lesion_share"] = out  # (B, T, gz, gy, gx)
+                out[i, :, : share.shape[1]] = share
+            first = 1 if self.shares.lesion else 0
+            if self.shares.lesion:
+                batch["lesion_share"] = out[:, 0]  # (B, T, gz, gy, gx)
+            if g > first:
+                batch["organ_share"] = out[:, first:]  # (B, G', T, gz, gy, gx)
         return batch
 
 
@@ -163,12 +181,12 @@ class ClipRecipe(Recipe):
         model.vision.vit.classification_head.requires_grad_(False)
         self.collate = ClipCollator(self.tokenizer, self.labels, opts.text_max_length)
         train_collate = self.collate
-        if opts.lesion_weight > 0:
+        if opts.lesion_weight > 0 or opts.organ_weight > 0:
             train_collate = ClipCollator(
                 self.tokenizer,
                 self.labels,
                 opts.text_max_length,
-                self._lesion_shares(cases, model.vision.config.patch_size),
+                self._label_shares(cases, model.vision.config.patch_size),
             )
         train = case_dataset(
             self._cases("train", cfg.data.train, cfg.data.limit),
@@ -188,25 +206,38 @@ class ClipRecipe(Recipe):
         logger.info("stage 0: %d training cases, findings labels %s", len(cases), self.labels.names)
         return model, train, train_collate
 
-    def _lesion_shares(self, cases: Sequence[Case], patch_size: Sequence[int]) -> LesionShares:
-        """The lesion target's label maps; its augmentation must keep voxels in place."""
+    def _label_shares(self, cases: Sequence[Case], patch_size: Sequence[int]) -> LabelShares:
+        """The lesion and organ targets' label maps; augmentation must keep voxels in place."""
         cfg = self.cfg
+        opts = cfg.model
+        on = [f"model.{n}" for n in ("lesion_weight", "organ_weight") if getattr(opts, n) > 0]
+        aim = " and ".join(on)  # the targets that read label maps
         aug = cfg.data.augmentation
         if cfg.data.augment and (aug.rot90_prob or aug.flip_prob):
             raise Mu2Error(
-                "model.lesion_weight needs frames whose voxels stay where the label map has them",
+                f"the label-map targets ({aim}) need frames whose voxels stay in place",
                 fix="set data.augmentation.rot90_prob=0 and data.augmentation.flip_prob=0",
             )
         root = Path(cfg.data.train).parent
         missing = [c.case_id for c in cases if not label_map_path(root, c.case_id).is_file()]
         if missing:
             raise Mu2Error(
-                f"model.lesion_weight reads label maps; {len(missing)} of {len(cases)} training "
-                f"cases have none (first: {missing[0]})",
+                f"the label-map targets ({aim}) read label maps; {len(missing)} of {len(cases)} "
+                f"training cases have none (first: {missing[0]})",
                 path=str(label_map_path(root, missing[0])),
-                fix="synthesise with `mu2 data synth --save-labels`, or set model.lesion_weight=0",
+                fix="synthesise with `mu2 data synth --save-labels`, or set "
+                + " and ".join(f"{n}=0" for n in on),
             )
-        return LesionShares(cases, root, cfg.data.prep, patch_size)
+        # Channels of ``label_share``: the lesion first (when on), then the organ groups.
+        groups = [[LESION_LABEL]] if opts.lesion_weight > 0 else []
+        groups += [g.split("+") for g in opts.organ_labels] if opts.organ_weight > 0 else []
+        unknown = sorted({name for g in groups for name in g} - set(LABELS))
+        if unknown:
+            raise Mu2Error(
+                f"model.organ_labels names unknown label(s) {unknown}",
+                fix=f"use label-map names ({', '.join(sorted(LABELS))}), '+' joins several",
+            )
+        return LabelShares(cases, root, cfg.data.prep, patch_size, groups, opts.lesion_weight > 0)
 
     def compute_loss(self, batch):
         out = self.model(**batch)
@@ -215,6 +246,7 @@ class ClipRecipe(Recipe):
             "findings_loss": out.findings_loss.detach(),
             "histogram_loss": out.histogram_loss.detach(),
             "lesion_loss": out.lesion_loss.detach(),
+            "organ_loss": out.organ_loss.detach(),
             "logit_scale": out.logit_scale.detach(),
         }
         return out.loss, extra
@@ -280,4 +312,4 @@ def run_clip(cfg: ClipConfig) -> Path | None:
     return final
 
 
-__all__ = ["Case", "ClipCollator", "LesionShares", "ClipRecipe", "case_dataset", "run_clip"]
+__all__ = ["Case", "ClipCollator", "LabelShares", "ClipRecipe", "case_dataset", "run_clip"]
