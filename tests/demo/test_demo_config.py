@@ -29,8 +29,8 @@ def _resolved(cfg: DemoConfig, stage: str) -> dict:
 # What `mu2 demo` trains, recorded: an edit of a recipe or profile YAML that changes it
 # shows up here. (stage, dotted key) -> (full, fast).
 EXPECTED = {
-    ("clip", "max_steps"): (320, 3),
-    ("clip", "batch_size"): (16, 4),
+    ("clip", "max_steps"): (640, 3),
+    ("clip", "batch_size"): (8, 4),
     ("clip", "optim.lr"): (2e-3, 2e-3),
     ("clip", "optim.weight_decay"): (0.0, 0.0),
     ("clip", "probe.max_train_cases"): (200, 8),

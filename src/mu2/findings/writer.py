@@ -96,10 +96,10 @@ FINDING_TEMPLATES: dict[str, tuple[str, ...]] = {
         "{count} {sevword} {side} pleural {effusion|effusions} {is|are} seen.",
     ),
     "lung_nodule": (
-        "There {is|are} {count} solid {nodule|nodules} in {lung}{size_clause}.",
+        "There {is|are} {count} {nodule|nodules} in {lung}{size_clause}.",
         "{count} {side} pulmonary {nodule|nodules} {is|are} seen{size_clause}.",
         "{count} {size} {nodule|nodules} {is|are} noted in {lung}.",
-        "{lung} {contains|contain} {count} noncalcified {nodule|nodules}{size_clause}.",
+        "{lung} {contains|contain} {count} {nodule|nodules}{size_clause}.",
     ),
     "ascites": (
         "There is {sev}ascites.",
