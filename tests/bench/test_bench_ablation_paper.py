@@ -22,12 +22,7 @@ PAPER_CHANGES = {
     "sft.code_init_rows": 0,
     "sft.model.freeze_llm": False,
     "tasks": ["report", "vqa"],
-    # The base's kinds restated (a profile's list replaces the base's), then the VQA rows.
-    "synth": [
-        "kinds=[fatty_liver,hepatomegaly,splenomegaly,ascites,pleural_effusion]",
-        "vqa_types=[presence,side,location,severity]",
-        "vqa_per_case=4",
-    ],
+    "synth": ["vqa_types=[presence,side,location,severity]", "vqa_per_case=4"],
 }
 
 

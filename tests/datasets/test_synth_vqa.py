@@ -49,18 +49,9 @@ def rows_of(out: Path) -> list:
     return [r for s in ("train", "val", "test") for r in read_jsonl(out / f"{s}.jsonl")]
 
 
-# The tiny preset as it was when these bytes were recorded (before its lung nodule).
-TINY_BEFORE_NODULE = [
-    "kinds=[fatty_liver,hepatomegaly,splenomegaly,ascites,pleural_effusion]",
-    "lung_nodule_mm=[18,30]",
-    "lung_nodule_hu=[20,60]",
-]
-
-
 @pytest.mark.parametrize("preset", ["tiny", "hard"])
 def test_default_config_writes_the_bytes_it_always_wrote(preset, tmp_path) -> None:
-    overrides = TINY_BEFORE_NODULE if preset == "tiny" else []
-    synthesize(tmp_path, 4, 0, make_config(preset, overrides=overrides), workers=1, progress=False)
+    synthesize(tmp_path, 4, 0, make_config(preset), workers=1, progress=False)
     for name in FILES:
         digest = hashlib.sha256((tmp_path / name).read_bytes()).hexdigest()
         assert digest == BEFORE_QTYPES[preset][name], name
@@ -152,10 +143,9 @@ def test_question_types_leave_report_rows_and_images_unchanged(typed, tmp_path) 
 def test_only_kinds_the_preset_draws_are_asked_about(tmp_path) -> None:
     synthesize(tmp_path, 6, 0, make_config("tiny", overrides=TYPED), workers=1, progress=False)
     vqa = [r for r in rows_of(tmp_path) if r.task == "vqa"]
-    # tiny draws no kidney kinds: its lateral kinds are the effusion and the lung nodule
-    assert all("kidney" not in r.question and "cyst" not in r.question for r in vqa)
-    sides = {r.question for r in vqa if r.qtype == "side"}
-    assert any("pleural effusion" in q for q in sides) and any("nodule" in q for q in sides)
+    # tiny draws no kidney kinds and no lung nodules: only effusion is lateral
+    assert all("kidney" not in r.question and "nodule" not in r.question for r in vqa)
+    assert any(r.qtype == "side" and "pleural effusion" in r.question for r in vqa)
 
 
 def test_unknown_or_repeated_types_are_rejected() -> None:

@@ -29,8 +29,8 @@ def _resolved(cfg: DemoConfig, stage: str) -> dict:
 # What `mu2 demo` trains, recorded: an edit of a recipe or profile YAML that changes it
 # shows up here. (stage, dotted key) -> (full, fast).
 EXPECTED = {
-    ("clip", "max_steps"): (576, 3),
-    ("clip", "batch_size"): (8, 4),
+    ("clip", "max_steps"): (320, 3),
+    ("clip", "batch_size"): (16, 4),
     ("clip", "optim.lr"): (2e-3, 2e-3),
     ("clip", "optim.weight_decay"): (0.0, 0.0),
     ("clip", "probe.max_train_cases"): (200, 8),
@@ -41,7 +41,7 @@ EXPECTED = {
     ("lm", "batch_size"): (32, 8),
     ("lm", "optim.lr"): (3e-3, 3e-3),
     ("lm", "optim.warmup_ratio"): (0.1, 0.1),
-    ("sft", "max_steps"): (560, 4),
+    ("sft", "max_steps"): (650, 4),
     ("sft", "code_scope"): ("region", "region"),
     ("sft", "code_sides"): (True, True),
     ("sft", "code_basis"): ("orthogonal", "orthogonal"),
@@ -51,7 +51,7 @@ EXPECTED = {
     ("sft", "optim.lr"): (1e-3, 3e-3),
     ("sft", "ground_target"): (0.15, 0.15),
     ("prefs", "n"): (4, 4),
-    ("prefs", "limit"): (240, 6),
+    ("prefs", "limit"): (480, 6),
     ("dpo", "max_steps"): (30, 1),
     ("dpo", "batch_size"): (8, 2),
     ("dpo", "optim.lr"): (5e-5, 5e-5),
