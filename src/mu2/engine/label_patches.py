@@ -20,6 +20,13 @@ import torch.nn.functional as F
 from mu2.errors import Mu2Error
 
 
+def unknown_labels(groups: Sequence[Iterable[str]]) -> list[str]:
+    """The names in ``groups`` that are not labels of the synthetic label maps, sorted."""
+    from mu2.data.synthetic.anatomy import LABELS
+
+    return sorted({name for g in groups for name in g} - set(LABELS))
+
+
 def patch_label_share(
     label_path: str | Path,
     image_path: str | Path,
@@ -60,7 +67,7 @@ def patch_label_shares(
             fix="synthesise with `mu2 data synth --save-labels`, or turn off the aid that reads it",
         )
     groups = [list(g) for g in groups]
-    unknown = sorted({name for g in groups for name in g} - set(LABELS))
+    unknown = unknown_labels(groups)
     if unknown:
         raise Mu2Error(f"unknown label(s) {unknown}", fix=f"use names of {sorted(LABELS)}")
     mapping, _ = prep_mapping(load_ct(image_path), prep_config(prep))

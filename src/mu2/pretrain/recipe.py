@@ -28,7 +28,7 @@ from mu2.data.synthetic.anatomy import LABELS
 from mu2.data.synthetic.lesions import LESION_LABEL
 from mu2.data.synthetic.synth import label_map_path
 from mu2.engine.dataset import CTCaseDataset
-from mu2.engine.label_patches import patch_label_shares
+from mu2.engine.label_patches import patch_label_shares, unknown_labels
 from mu2.engine.recipe import Recipe
 from mu2.errors import Mu2Error
 from mu2.model.processing import Mu2Processor
@@ -231,7 +231,7 @@ class ClipRecipe(Recipe):
         # Channels of ``label_share``: the lesion first (when on), then the organ groups.
         groups = [[LESION_LABEL]] if opts.lesion_weight > 0 else []
         groups += [g.split("+") for g in opts.organ_labels] if opts.organ_weight > 0 else []
-        unknown = sorted({name for g in groups for name in g} - set(LABELS))
+        unknown = unknown_labels(groups)  # checked before training, named by its config key
         if unknown:
             raise Mu2Error(
                 f"model.organ_labels names unknown label(s) {unknown}",
